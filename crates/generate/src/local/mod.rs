@@ -1,0 +1,1 @@
+//! The `local` provider: offline, deterministic image processing. (Being built.)

@@ -1,0 +1,25 @@
+//! Domain types of techpack: the tech files, their versions, collections and the principal that
+//! acts on them, with the validation rules every backend relies on. No I/O lives here.
+
+mod collection;
+mod file;
+mod ids;
+mod kinds;
+mod principal;
+mod report;
+mod validation;
+
+pub use collection::{
+    Collection, CollectionItem, CollectionItemInput, CollectionWithFiles, NewCollection,
+    CollectionProgress,
+};
+pub use file::{FileChanges, FileCursor, FileFilter, FilePage, NewTechFile, TechFile, TechFileVersion};
+pub use ids::{product_id_from_name, revision_id_from_name, LOCAL_USER_ID};
+pub use kinds::{
+    CollectionStatus, CollectionType, FileStatus, FileType, ProductCategory, UnknownVariant,
+};
+pub use principal::Principal;
+pub use report::{
+    CollectionCompletionRow, MonitoringReport, ProductCreditsRow, ProductStats, RecentFilesRow,
+};
+pub use validation::{ValidationError, MAX_JSON_BYTES, MAX_TEXT_BYTES, MAX_PAGE_SIZE};
