@@ -1,0 +1,158 @@
+//! The one error type of the blob layer.
+
+use std::error::Error as StdError;
+
+/// Everything a blob operation can fail with.
+///
+/// Variants are split so a caller can tell its own mistakes (a bad URL, a file too large or of
+/// a type we do not store, a missing key) from failures of the storage backend; see
+/// [`BlobError::is_caller_error`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// The storage URL could not be parsed or is missing a part (such as the S3 bucket).
+    #[error("invalid blob storage URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The storage URL names a scheme this crate does not serve.
+    #[error(
+        "unsupported blob storage scheme {scheme:?}; accepted: file:///absolute/dir (or a plain path), memory://, s3://bucket[/prefix]"
+    )]
+    UnsupportedScheme {
+        /// The scheme found in the URL.
+        scheme: String,
+    },
+
+    /// A blob key that is not a valid object path (empty segments, `..`, control characters).
+    #[error("invalid blob key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// No blob is stored under the key.
+    #[error("no blob stored under key {key:?}")]
+    NotFound {
+        /// The key looked up.
+        key: String,
+    },
+
+    /// The upload is larger than the configured limit; nothing was stored.
+    #[error(
+        "blob is larger than the {limit}-byte limit; nothing was stored (raise `max_blob_size` in the blob store options to accept larger files)"
+    )]
+    TooLarge {
+        /// The limit in bytes that was exceeded.
+        limit: u64,
+    },
+
+    /// The content is of a type the store does not accept; nothing was stored.
+    #[error(
+        "content type {detected} is not accepted; nothing was stored (accepted: {})",
+        allowed.join(", ")
+    )]
+    UnsupportedType {
+        /// What the first bytes look like (`application/octet-stream` when unknown,
+        /// `text/plain` for other text, `empty` for no bytes at all).
+        detected: String,
+        /// The MIME types the store is configured to accept.
+        allowed: Vec<String>,
+    },
+
+    /// The caller's input stream failed while it was being read; nothing was stored.
+    #[error("reading the upload failed; nothing was stored")]
+    Source(#[source] Box<dyn StdError + Send + Sync + 'static>),
+
+    /// Presigned URLs need a backend that can sign them (S3); this one cannot.
+    #[error("presigned URLs are not available on the {backend} backend (only on s3://)")]
+    PresignUnsupported {
+        /// The backend in use.
+        backend: &'static str,
+    },
+
+    /// Preparing a local storage directory failed.
+    #[error("cannot prepare blob directory {path}")]
+    Io {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The storage backend failed (network, permissions, disk, misconfiguration).
+    #[error("blob storage backend error")]
+    Backend(#[source] object_store::Error),
+}
+
+impl BlobError {
+    /// True when the caller can fix the request (bad input, missing key); false for failures of
+    /// the backend or of the server's own configuration. A server maps the first to 4xx, the
+    /// second to 5xx.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidKey { .. }
+                | Self::NotFound { .. }
+                | Self::TooLarge { .. }
+                | Self::UnsupportedType { .. }
+                | Self::Source(_)
+        )
+    }
+
+    /// Maps a backend error, turning "not found" into [`BlobError::NotFound`] for `key`.
+    pub(crate) fn from_store(key: &str, err: object_store::Error) -> Self {
+        match err {
+            object_store::Error::NotFound { .. } => Self::NotFound {
+                key: key.to_owned(),
+            },
+            other => Self::Backend(other),
+        }
+    }
+}
+
+/// Why a signed blob token was refused. Each case is distinct so logs and metrics can tell an
+/// expired link (normal) from a forged one (suspicious).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// The token is not of the `payload.signature` form or its parts do not decode.
+    #[error("malformed signed URL token")]
+    Malformed,
+    /// The token was minted with a secret this server does not hold.
+    #[error("signed URL was issued with a different secret")]
+    ForeignSecret,
+    /// The signature does not match the payload: the token was altered.
+    #[error("signed URL signature does not match its contents")]
+    Tampered,
+    /// The token was valid but its expiry time has passed.
+    #[error("signed URL expired at {expired_at}")]
+    Expired {
+        /// When it expired.
+        expired_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Signing refused: the key is not under the owner's prefix, so the token would grant
+    /// another user's blob.
+    #[error("blob key {key:?} does not belong to owner {owner}")]
+    KeyNotOwned {
+        /// The key.
+        key: String,
+        /// The owner it was to be signed for.
+        owner: uuid::Uuid,
+    },
+    /// The server secret is too short to be safe.
+    #[error("URL signing secret must be at least {min} bytes, got {got}")]
+    WeakSecret {
+        /// Minimum length.
+        min: usize,
+        /// Length given.
+        got: usize,
+    },
+}
