@@ -10,9 +10,21 @@ use uuid::Uuid;
 /// The folder, under an owner, that holds in-flight uploads.
 pub const TEMP_DIR: &str = "tmp";
 
-/// The key content with this SHA-256 (lower-case hex) gets under `owner`.
-pub fn content_key(owner: Uuid, sha256_hex: &str) -> String {
+/// The key content with this SHA-256 gets under `owner`; `None` unless `sha256_hex` is 64
+/// lower-case hex digits (the form `tech_files.content_sha256` records).
+pub fn content_key(owner: Uuid, sha256_hex: &str) -> Option<String> {
+    is_sha256_hex(sha256_hex).then(|| digest_key(owner, sha256_hex))
+}
+
+/// [`content_key`] for a digest this crate just computed.
+pub(crate) fn digest_key(owner: Uuid, sha256_hex: &str) -> String {
     format!("{owner}/{}/{sha256_hex}", &sha256_hex[..2])
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The key prefix of all of an owner's blobs (content and temporary), with a trailing `/`.
@@ -56,11 +68,7 @@ pub fn parse_key(key: &str) -> Option<KeyKind> {
         Uuid::parse_str(third).ok()?;
         return Some(KeyKind::Temp { owner });
     }
-    let is_hex = third.len() == 64
-        && third
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if is_hex && third.starts_with(second) && second.len() == 2 {
+    if is_sha256_hex(third) && third.starts_with(second) && second.len() == 2 {
         Some(KeyKind::Content {
             owner,
             sha256: third.to_owned(),
@@ -78,8 +86,10 @@ mod tests {
     fn content_and_temp_keys_parse_back() {
         let owner = Uuid::new_v4();
         let sha = "ab".repeat(32);
-        let key = content_key(owner, &sha);
+        let key = content_key(owner, &sha).unwrap();
         assert_eq!(key, format!("{owner}/ab/{sha}"));
+        assert_eq!(content_key(owner, "abc"), None);
+        assert_eq!(content_key(owner, &"AB".repeat(32)), None);
         assert_eq!(
             parse_key(&key),
             Some(KeyKind::Content {

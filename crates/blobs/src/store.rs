@@ -25,7 +25,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::BlobError;
-use crate::key::{content_key, temp_key};
+use crate::key::{digest_key, temp_key};
 use crate::options::BlobStoreOptions;
 use crate::sniff::{SNIFF_LEN, sniff};
 
@@ -77,6 +77,8 @@ pub struct StoredBlob {
     /// MIME type sniffed from the content.
     pub mime: String,
     /// True when the same content was already stored under this key, so no new object was made.
+    /// Exact on `file://`, `memory://` and AWS S3; on S3-compatible servers whose conditional
+    /// writes are not atomic, two racing uploads may both report `false` (still one object).
     pub deduplicated: bool,
 }
 
@@ -246,18 +248,17 @@ impl BlobStore {
         } else {
             Arc::new(PrefixStore::new(client.clone(), prefix.as_str()))
         };
-        let mut this = Self::with_store(
-            store,
-            Backend::S3 {
-                bucket,
-                prefix: prefix.clone(),
-            },
-            options,
-        );
-        Arc::get_mut(&mut this.inner)
-            .expect("freshly built store is not shared")
-            .s3 = Some((client, prefix));
-        Ok(this)
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                backend: Backend::S3 {
+                    bucket,
+                    prefix: prefix.clone(),
+                },
+                s3: Some((client, prefix)),
+                options,
+            }),
+        })
     }
 
     /// The backend in use.
@@ -354,7 +355,7 @@ impl BlobStore {
 
         if ended {
             let sha256 = hex::encode(hasher.finalize());
-            let key = content_key(owner, &sha256);
+            let key = digest_key(owner, &sha256);
             let deduplicated = self.put_small(&key, PutPayload::from_iter(head)).await?;
             return Ok(StoredBlob {
                 key,
@@ -403,7 +404,7 @@ impl BlobStore {
         writer.finish().await.map_err(BlobError::Backend)?;
 
         let sha256 = hex::encode(hasher.finalize());
-        let key = content_key(owner, &sha256);
+        let key = digest_key(owner, &sha256);
         let moved = self.move_into_place(&tmp, &key).await;
         if let Err(err) = self.inner.store.delete(&tmp).await {
             tracing::warn!(key = %tmp_key, error = %err, "deleting a temp upload failed; cleanup will sweep it");

@@ -11,7 +11,7 @@ fn secret(fill: u8) -> SigningSecret {
 }
 
 fn key_for(owner: Uuid) -> String {
-    content_key(owner, &"7f".repeat(32))
+    content_key(owner, &"7f".repeat(32)).unwrap()
 }
 
 #[test]

@@ -161,3 +161,28 @@ async fn s3_presigned_urls_fetch_the_blob_until_they_expire() {
     let (status, _) = http_get(&other).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn verify_blob_sees_bytes_changed_behind_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        BlobStore::from_url(dir.path().to_str().unwrap(), BlobStoreOptions::default()).unwrap();
+    let stored = store
+        .put_bytes(Uuid::new_v4(), png_with(b"original bytes"))
+        .await
+        .unwrap();
+    let intact = store.verify_blob(&stored.key).await.unwrap();
+    assert_eq!(
+        (intact.size, intact.sha256.as_str()),
+        (stored.size, stored.sha256.as_str())
+    );
+
+    // Same length, one byte flipped: only the hash can tell.
+    let path = dir.path().join(&stored.key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let corrupted = store.verify_blob(&stored.key).await.unwrap();
+    assert_eq!(corrupted.size, stored.size);
+    assert_ne!(corrupted.sha256, stored.sha256);
+}

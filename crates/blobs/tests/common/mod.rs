@@ -22,9 +22,9 @@ pub enum Kind {
     File,
     Memory,
     S3,
+    /// S3 with `aws_copy_if_not_exists=multipart`, the atomic "move if absent" AWS supports.
+    S3Atomic,
 }
-
-pub const ALL: [Kind; 3] = [Kind::File, Kind::Memory, Kind::S3];
 
 /// A store plus whatever keeps its backend alive.
 pub struct Fixture {
@@ -101,10 +101,14 @@ pub async fn open(kind: Kind, options: BlobStoreOptions) -> Fixture {
                 s3: None,
             }
         }
-        Kind::S3 => {
+        Kind::S3 | Kind::S3Atomic => {
             let server = start_s3(&dir.path().join("s3")).await;
             let url = format!("s3://{BUCKET}/some/prefix");
-            let store = BlobStore::from_url(&url, s3_options(server.addr, options)).unwrap();
+            let mut options = s3_options(server.addr, options);
+            if matches!(kind, Kind::S3Atomic) {
+                options = options.with_s3_config("aws_copy_if_not_exists", "multipart");
+            }
+            let store = BlobStore::from_url(&url, options).unwrap();
             Fixture {
                 store,
                 dir,
