@@ -18,7 +18,7 @@ pub use key::{KeyKind, TEMP_DIR, content_key, owner_prefix, parse_key};
 pub use options::{
     BlobStoreOptions, DEFAULT_MAX_BLOB_SIZE, DEFAULT_PART_SIZE, default_allowed_types,
 };
-pub use signing::{SigningSecret, UrlSigner, VerifiedToken};
+pub use signing::{MIN_SECRET_LEN, SigningSecret, UrlSigner, VerifiedToken};
 pub use store::{Backend, BlobDigest, BlobDownload, BlobMeta, BlobStore, StoredBlob};
 
 /// MIME type names the store can sniff.
