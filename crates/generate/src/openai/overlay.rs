@@ -1,0 +1,259 @@
+//! The sketch document of the `openai` provider.
+//!
+//! An image model answers with pixels, not paths, so the SVG cannot be vector line art the way
+//! the `local` provider's is. What it can be is honest vector *annotation*: numbered callouts
+//! with leader lines, dimension lines with their values and a title block, all drawn as SVG
+//! elements from the analysis, over the model's flat, which is embedded as a data-URL `<image>`
+//! layer. The SVG's user space is the input photo's pixel grid, so callout targets and
+//! measurement ends are the analysis' own coordinates.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use resvg::{tiny_skia, usvg};
+use serde_json::{Value, json};
+
+use crate::{Analysis, GenerateError};
+
+/// Long side, in pixels, of the PNG rendered from the SVG.
+const RENDER_SIDE: f64 = 1600.0;
+
+/// The raster layer: the model's flat, placed over `frame` (input-photo pixels).
+pub(crate) struct Raster<'a> {
+    pub(crate) png: &'a [u8],
+    pub(crate) size: [u32; 2],
+    pub(crate) frame: [u32; 4],
+    pub(crate) model: &'a str,
+}
+
+/// The SVG and the callouts and measurements it draws, as data.
+pub(crate) struct Overlay {
+    pub(crate) svg: String,
+    pub(crate) data: Value,
+}
+
+/// Fonts for the labels, embedded so rendering does not depend on the host's fonts.
+static RENDER_OPTIONS: LazyLock<usvg::Options<'static>> = LazyLock::new(|| {
+    let mut fonts = usvg::fontdb::Database::new();
+    fonts.load_font_data(dejavu::sans::regular().to_vec());
+    fonts.load_font_data(dejavu::sans::bold().to_vec());
+    usvg::Options {
+        font_family: "DejaVu Sans".to_owned(),
+        fontdb: Arc::new(fonts),
+        ..usvg::Options::default()
+    }
+});
+
+/// Draws the annotated sketch.
+pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
+    let [fx0, fy0, fx1, fy1] = raster.frame.map(f64::from);
+    let (fw, fh) = (fx1 - fx0, fy1 - fy0);
+    // Every size is relative to the drawing, so labels read the same on any photo size.
+    let u = fw.max(fh) / 100.0;
+    let gutter = 30.0 * u;
+    let (vx, vy) = (fx0 - gutter, fy0 - 6.0 * u);
+    let (vw, vh) = (fw + 2.0 * gutter, fh + 6.0 * u + 20.0 * u);
+    let (out_w, out_h) = render_size(vw, vh);
+
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{out_w}" height="{out_h}" viewBox="{vx:.2} {vy:.2} {vw:.2} {vh:.2}" font-family="DejaVu Sans, sans-serif">
+<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f4e9c"/></marker></defs>
+<rect x="{vx:.2}" y="{vy:.2}" width="{vw:.2}" height="{vh:.2}" fill="#ffffff"/>
+<g id="flat"><image x="{fx0:.2}" y="{fy0:.2}" width="{fw:.2}" height="{fh:.2}" preserveAspectRatio="xMidYMid meet" xlink:href="data:image/png;base64,{data}"/></g>
+"##,
+        data = STANDARD.encode(raster.png),
+    );
+
+    let mut measurements = Vec::new();
+    svg.push_str(r##"<g id="dimensions" stroke="#1f4e9c" fill="#1f4e9c">"##);
+    svg.push('\n');
+    for point in &analysis.measurements.points {
+        let ([x0, y0], [x1, y1]) = (point.from, point.to);
+        let (mx, my) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+        let len = (x1 - x0).hypot(y1 - y0).max(f64::EPSILON);
+        // The label sits beside the line, on its normal, so it never covers the arrow heads.
+        let (nx, ny) = (-(y1 - y0) / len, (x1 - x0) / len);
+        let (lx, ly) = (mx + nx * 2.5 * u, my + ny * 2.5 * u);
+        let label = format!("{} {:.1} cm", point.name.replace('_', " "), point.cm);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x0:.2}" y1="{y0:.2}" x2="{x1:.2}" y2="{y1:.2}" stroke-width="{sw:.2}" marker-start="url(#arrow)" marker-end="url(#arrow)"/><text x="{lx:.2}" y="{ly:.2}" font-size="{fs:.2}" text-anchor="middle" dominant-baseline="middle" stroke="#ffffff" stroke-width="{halo:.2}" paint-order="stroke">{text}</text>"##,
+            sw = 0.35 * u,
+            fs = 2.6 * u,
+            halo = 0.8 * u,
+            text = escape(&label),
+        );
+        measurements.push(json!({
+            "name": point.name, "px": point.px, "cm": point.cm, "from": point.from, "to": point.to,
+        }));
+    }
+    svg.push_str("</g>\n");
+
+    let callouts = place_callouts(analysis, raster.frame, u);
+    svg.push_str(r##"<g id="callouts" stroke="#c0392b" fill="#c0392b">"##);
+    svg.push('\n');
+    for callout in &callouts {
+        let ([tx, ty], [ax, ay]) = (callout.target, callout.anchor);
+        let r = 2.4 * u;
+        // Labels read away from the product: leftwards in the left gutter, rightwards in the right.
+        let (text_x, anchor) = if ax < tx {
+            (ax - r - u, "end")
+        } else {
+            (ax + r + u, "start")
+        };
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{ax:.2}" y1="{ay:.2}" x2="{tx:.2}" y2="{ty:.2}" stroke-width="{sw:.2}"/><circle cx="{tx:.2}" cy="{ty:.2}" r="{dot:.2}" stroke="none"/><circle cx="{ax:.2}" cy="{ay:.2}" r="{r:.2}" fill="#ffffff" stroke-width="{sw:.2}"/><text x="{ax:.2}" y="{ay:.2}" font-size="{fs:.2}" font-weight="bold" text-anchor="middle" dominant-baseline="central" stroke="none">{number}</text><text x="{text_x:.2}" y="{ay:.2}" font-size="{fs:.2}" text-anchor="{anchor}" dominant-baseline="central" stroke="none" fill="#222222">{label}</text>"##,
+            sw = 0.3 * u,
+            dot = 0.7 * u,
+            fs = 2.6 * u,
+            number = callout.number,
+            label = escape(&callout.label),
+        );
+    }
+    svg.push_str("</g>\n");
+
+    let scale = &analysis.measurements.scale;
+    let (bx, by, bw, bh) = (vx + 2.0 * u, fy1 + 6.0 * u, vw - 4.0 * u, 12.0 * u);
+    let title = format!(
+        "TECHNICAL FLAT · {} · {} view",
+        analysis.category.as_str().to_uppercase(),
+        analysis.view
+    );
+    let details = format!(
+        "flat: {} (raster layer) · callouts and dimensions: vector · scale {:.4} cm/px ({}: {})",
+        raster.model,
+        scale.cm_per_px,
+        serde_json::to_value(scale.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        scale.basis,
+    );
+    let _ = write!(
+        svg,
+        r##"<g id="title-block"><rect x="{bx:.2}" y="{by:.2}" width="{bw:.2}" height="{bh:.2}" fill="none" stroke="#222222" stroke-width="{sw:.2}"/><text x="{tx:.2}" y="{t1:.2}" font-size="{fs1:.2}" font-weight="bold" fill="#222222">{title}</text><text x="{tx:.2}" y="{t2:.2}" font-size="{fs2:.2}" fill="#444444">{details}</text></g>
+</svg>
+"##,
+        sw = 0.3 * u,
+        tx = bx + 2.0 * u,
+        t1 = by + 4.8 * u,
+        t2 = by + 9.2 * u,
+        fs1 = 3.2 * u,
+        fs2 = 2.2 * u,
+        title = escape(&title),
+        details = escape(&details),
+    );
+
+    let data = json!({
+        "callouts": callouts.iter().map(|c| json!({
+            "number": c.number, "label": c.label, "target": c.target, "anchor": c.anchor,
+        })).collect::<Vec<_>>(),
+        "measurements": measurements,
+        "scale": { "cm_per_px": scale.cm_per_px, "source": scale.source, "basis": scale.basis },
+        "raster": { "model": raster.model, "width": raster.size[0], "height": raster.size[1], "frame": raster.frame },
+    });
+    Overlay { svg, data }
+}
+
+/// Renders the SVG to PNG with the embedded fonts.
+pub(crate) fn render(svg: &str) -> Result<(Vec<u8>, [u32; 2]), GenerateError> {
+    let tree = usvg::Tree::from_str(svg, &RENDER_OPTIONS)
+        .map_err(|e| GenerateError::InvalidAnswer(format!("the sketch SVG does not parse: {e}")))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| GenerateError::InvalidAnswer("the sketch has no area".into()))?;
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::identity(),
+        &mut pixmap.as_mut(),
+    );
+    let png = pixmap
+        .encode_png()
+        .map_err(|e| GenerateError::InvalidAnswer(format!("cannot encode the sketch PNG: {e}")))?;
+    Ok((png, [size.width(), size.height()]))
+}
+
+fn render_size(vw: f64, vh: f64) -> (u32, u32) {
+    let scale = RENDER_SIDE / vw.max(vh);
+    (
+        (vw * scale).round().max(1.0) as u32,
+        (vh * scale).round().max(1.0) as u32,
+    )
+}
+
+struct Callout {
+    number: usize,
+    label: String,
+    target: [f64; 2],
+    anchor: [f64; 2],
+}
+
+/// Numbers the detail regions in rank order and puts each label in the gutter on its own side,
+/// spread evenly top to bottom in target order so that leader lines do not cross.
+fn place_callouts(analysis: &Analysis, frame: [u32; 4], u: f64) -> Vec<Callout> {
+    let [fx0, fy0, fx1, fy1] = frame.map(f64::from);
+    let middle = (fx0 + fx1) / 2.0;
+    let mut callouts: Vec<Callout> = analysis
+        .detail_regions
+        .iter()
+        .enumerate()
+        .map(|(i, region)| {
+            let [x0, y0, x1, y1] = region.bbox.map(f64::from);
+            Callout {
+                number: i + 1,
+                label: region.name.clone(),
+                target: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
+                anchor: [0.0, 0.0],
+            }
+        })
+        .collect();
+    for left in [true, false] {
+        let mut side: Vec<&mut Callout> = callouts
+            .iter_mut()
+            .filter(|c| (c.target[0] < middle) == left)
+            .collect();
+        side.sort_by(|a, b| a.target[1].total_cmp(&b.target[1]));
+        let count = side.len() as f64;
+        let x = if left { fx0 - 6.0 * u } else { fx1 + 6.0 * u };
+        for (i, callout) in side.into_iter().enumerate() {
+            let y = fy0 + (fy1 - fy0) * (i as f64 + 1.0) / (count + 1.0);
+            callout.anchor = [x, y];
+        }
+    }
+    callouts
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even when escaped.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_model_text_safe_for_xml() {
+        assert_eq!(
+            escape("zip & <pull> \"tab\"\u{1}"),
+            "zip &amp; &lt;pull&gt; &quot;tab&quot;"
+        );
+    }
+}
