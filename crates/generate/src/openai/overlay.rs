@@ -20,6 +20,13 @@ use crate::{Analysis, GenerateError};
 /// Long side, in pixels, of the PNG rendered from the SVG.
 const RENDER_SIDE: f64 = 1600.0;
 
+/// Radius of a callout's number circle, in drawing units (1/100 of the frame's long side).
+const CALLOUT_RADIUS: f64 = 2.4;
+/// Font size of callout labels and dimension values, in drawing units.
+const CALLOUT_FONT: f64 = 2.6;
+/// Font size of the title block's second line, in drawing units.
+const DETAILS_FONT: f64 = 2.2;
+
 /// The raster layer: the model's flat, placed over `frame` (input-photo pixels).
 pub(crate) struct Raster<'a> {
     pub(crate) png: &'a [u8],
@@ -52,9 +59,44 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
     let (fw, fh) = (fx1 - fx0, fy1 - fy0);
     // Every size is relative to the drawing, so labels read the same on any photo size.
     let u = fw.max(fh) / 100.0;
-    let gutter = 30.0 * u;
-    let (vx, vy) = (fx0 - gutter, fy0 - 6.0 * u);
-    let (vw, vh) = (fw + 2.0 * gutter, fh + 6.0 * u + 20.0 * u);
+    let callouts = place_callouts(analysis, raster.frame, u);
+    let scale = &analysis.measurements.scale;
+    let title = format!(
+        "TECHNICAL FLAT · {} · {} view",
+        analysis.category.as_str().to_uppercase(),
+        analysis.view
+    );
+    let details = format!(
+        "flat: {} (raster layer) · callouts and dimensions: vector · scale {:.4} cm/px ({}: {})",
+        raster.model,
+        scale.cm_per_px,
+        serde_json::to_value(scale.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        scale.basis,
+    );
+    // Each gutter is as wide as its longest callout label, so no label is cut at the edge, and
+    // together they leave room for the title block's line.
+    let gutter = |left: bool| {
+        let longest = callouts
+            .iter()
+            .filter(|c| (c.anchor[0] < fx0) == left)
+            .map(|c| c.label.chars().count())
+            .max();
+        longest.map_or(8.0 * u, |chars| {
+            6.0 * u + CALLOUT_RADIUS * u + u + text_width(chars, CALLOUT_FONT * u) + 2.0 * u
+        })
+    };
+    let (mut left, mut right) = (gutter(true), gutter(false));
+    let needed = text_width(details.chars().count(), DETAILS_FONT * u) + 8.0 * u;
+    let short = needed - (fw + left + right);
+    if short > 0.0 {
+        left += short / 2.0;
+        right += short / 2.0;
+    }
+    let (vx, vy) = (fx0 - left, fy0 - 6.0 * u);
+    let (vw, vh) = (fw + left + right, fh + 6.0 * u + 20.0 * u);
     let (out_w, out_h) = render_size(vw, vh);
 
     let mut svg = String::new();
@@ -74,16 +116,22 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
     for point in &analysis.measurements.points {
         let ([x0, y0], [x1, y1]) = (point.from, point.to);
         let (mx, my) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
-        let len = (x1 - x0).hypot(y1 - y0).max(f64::EPSILON);
-        // The label sits beside the line, on its normal, so it never covers the arrow heads.
-        let (nx, ny) = (-(y1 - y0) / len, (x1 - x0) / len);
-        let (lx, ly) = (mx + nx * 2.5 * u, my + ny * 2.5 * u);
+        // As on a drawing, the value runs along its dimension line, just above it, turned so
+        // that it never reads upside down.
+        let mut angle = (y1 - y0).atan2(x1 - x0).to_degrees();
+        // Vertical values read bottom to top, as drafting convention has it.
+        if angle >= 90.0 {
+            angle -= 180.0;
+        } else if angle < -90.0 {
+            angle += 180.0;
+        }
         let label = format!("{} {:.1} cm", point.name.replace('_', " "), point.cm);
         let _ = writeln!(
             svg,
-            r##"<line x1="{x0:.2}" y1="{y0:.2}" x2="{x1:.2}" y2="{y1:.2}" stroke-width="{sw:.2}" marker-start="url(#arrow)" marker-end="url(#arrow)"/><text x="{lx:.2}" y="{ly:.2}" font-size="{fs:.2}" text-anchor="middle" dominant-baseline="middle" stroke="#ffffff" stroke-width="{halo:.2}" paint-order="stroke">{text}</text>"##,
+            r##"<line x1="{x0:.2}" y1="{y0:.2}" x2="{x1:.2}" y2="{y1:.2}" stroke-width="{sw:.2}" marker-start="url(#arrow)" marker-end="url(#arrow)"/><text transform="translate({mx:.2} {my:.2}) rotate({angle:.2})" x="0" y="{ly:.2}" font-size="{fs:.2}" text-anchor="middle" stroke="#ffffff" stroke-width="{halo:.2}" paint-order="stroke">{text}</text>"##,
+            ly = -1.2 * u,
             sw = 0.35 * u,
-            fs = 2.6 * u,
+            fs = CALLOUT_FONT * u,
             halo = 0.8 * u,
             text = escape(&label),
         );
@@ -93,12 +141,11 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
     }
     svg.push_str("</g>\n");
 
-    let callouts = place_callouts(analysis, raster.frame, u);
     svg.push_str(r##"<g id="callouts" stroke="#c0392b" fill="#c0392b">"##);
     svg.push('\n');
     for callout in &callouts {
         let ([tx, ty], [ax, ay]) = (callout.target, callout.anchor);
-        let r = 2.4 * u;
+        let r = CALLOUT_RADIUS * u;
         // Labels read away from the product: leftwards in the left gutter, rightwards in the right.
         let (text_x, anchor) = if ax < tx {
             (ax - r - u, "end")
@@ -110,30 +157,14 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
             r##"<line x1="{ax:.2}" y1="{ay:.2}" x2="{tx:.2}" y2="{ty:.2}" stroke-width="{sw:.2}"/><circle cx="{tx:.2}" cy="{ty:.2}" r="{dot:.2}" stroke="none"/><circle cx="{ax:.2}" cy="{ay:.2}" r="{r:.2}" fill="#ffffff" stroke-width="{sw:.2}"/><text x="{ax:.2}" y="{ay:.2}" font-size="{fs:.2}" font-weight="bold" text-anchor="middle" dominant-baseline="central" stroke="none">{number}</text><text x="{text_x:.2}" y="{ay:.2}" font-size="{fs:.2}" text-anchor="{anchor}" dominant-baseline="central" stroke="none" fill="#222222">{label}</text>"##,
             sw = 0.3 * u,
             dot = 0.7 * u,
-            fs = 2.6 * u,
+            fs = CALLOUT_FONT * u,
             number = callout.number,
             label = escape(&callout.label),
         );
     }
     svg.push_str("</g>\n");
 
-    let scale = &analysis.measurements.scale;
     let (bx, by, bw, bh) = (vx + 2.0 * u, fy1 + 6.0 * u, vw - 4.0 * u, 12.0 * u);
-    let title = format!(
-        "TECHNICAL FLAT · {} · {} view",
-        analysis.category.as_str().to_uppercase(),
-        analysis.view
-    );
-    let details = format!(
-        "flat: {} (raster layer) · callouts and dimensions: vector · scale {:.4} cm/px ({}: {})",
-        raster.model,
-        scale.cm_per_px,
-        serde_json::to_value(scale.source)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        scale.basis,
-    );
     let _ = write!(
         svg,
         r##"<g id="title-block"><rect x="{bx:.2}" y="{by:.2}" width="{bw:.2}" height="{bh:.2}" fill="none" stroke="#222222" stroke-width="{sw:.2}"/><text x="{tx:.2}" y="{t1:.2}" font-size="{fs1:.2}" font-weight="bold" fill="#222222">{title}</text><text x="{tx:.2}" y="{t2:.2}" font-size="{fs2:.2}" fill="#444444">{details}</text></g>
@@ -144,7 +175,7 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
         t1 = by + 4.8 * u,
         t2 = by + 9.2 * u,
         fs1 = 3.2 * u,
-        fs2 = 2.2 * u,
+        fs2 = DETAILS_FONT * u,
         title = escape(&title),
         details = escape(&details),
     );
@@ -176,6 +207,11 @@ pub(crate) fn render(svg: &str) -> Result<(Vec<u8>, [u32; 2]), GenerateError> {
         .encode_png()
         .map_err(|e| GenerateError::InvalidAnswer(format!("cannot encode the sketch PNG: {e}")))?;
     Ok((png, [size.width(), size.height()]))
+}
+
+/// A generous estimate of a DejaVu Sans line's width: its glyphs average about 0.6 em.
+fn text_width(chars: usize, font_size: f64) -> f64 {
+    chars as f64 * 0.62 * font_size
 }
 
 fn render_size(vw: f64, vh: f64) -> (u32, u32) {
