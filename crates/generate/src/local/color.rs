@@ -89,7 +89,7 @@ pub(crate) fn plain_name(lab: LabF) -> String {
                     "maroon"
                 } else if l > 75.0 && chroma < 35.0 {
                     "pink"
-                } else if hue > 350.0 || hue < 10.0 {
+                } else if !(10.0..=350.0).contains(&hue) {
                     "crimson"
                 } else {
                     "red"

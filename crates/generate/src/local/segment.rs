@@ -77,6 +77,9 @@ pub(crate) struct SegmentQuality {
 }
 
 /// Decodes `bytes` and segments the product at the default working size.
+// The agreed entry point for the sketch code and tests; the provider itself passes its
+// configured working size to `decode_and_segment_with`.
+#[allow(dead_code)]
 pub(crate) fn decode_and_segment(bytes: &[u8]) -> Result<Segmentation, GenerateError> {
     decode_and_segment_with(bytes, DEFAULT_WORKING_LONG_SIDE)
 }
@@ -349,36 +352,55 @@ fn segment(working: &RgbImage) -> (GrayImage, SegmentQuality) {
 }
 
 /// GrabCut-like refinement for busy backgrounds (see module docs).
+///
+/// As in GrabCut, everything outside a rectangle around the first guess is background by
+/// definition, and only that outside trains the background model: learning it from inside
+/// pixels that were wrongly dropped would teach it the product's own colour and lose more of
+/// the product at each round.
 fn refine_busy(lab: &[LabF], w: u32, h: u32, band: u32, fg: &mut [bool]) {
     let n = lab.len();
-    // The initial mask on a busy scene is noisy: trust only its core (largest blob, eroded)
-    // for the first foreground model.
     let mut seed = GrayImage::from_fn(w, h, |x, y| {
         Luma([if fg[(y * w + x) as usize] { 255 } else { 0 }])
     });
     seed = imageproc::morphology::open(&seed, Norm::LInf, 3);
     keep_main_components(&mut seed);
+    let Some([x0, y0, x1, y1]) = mask_bbox(&seed) else {
+        return;
+    };
+    let mx = w / 40;
+    let my = h / 40;
+    let rect = [
+        x0.saturating_sub(mx).max(band),
+        y0.saturating_sub(my).max(band),
+        (x1 + mx).min(w - band),
+        (y1 + my).min(h - band),
+    ];
+    let inside = |i: usize| {
+        let (x, y) = ((i as u32) % w, (i as u32) / w);
+        x >= rect[0] && x < rect[2] && y >= rect[1] && y < rect[3]
+    };
+    let bg_px: Vec<LabF> = (0..n).filter(|&i| !inside(i)).map(|i| lab[i]).collect();
+    if bg_px.len() < 64 {
+        return;
+    }
+    let bg_model = kmeans(&subsample(&bg_px, 16_000), 16);
+    let bg_d: Vec<f32> = lab.iter().map(|p| nearest2(p, &bg_model).sqrt()).collect();
     let mut is_fg: Vec<bool> = seed.pixels().map(|p| p.0[0] > 0).collect();
-    for _ in 0..4 {
+    for _ in 0..3 {
         let fg_px: Vec<LabF> = (0..n).filter(|&i| is_fg[i]).map(|i| lab[i]).collect();
-        let bg_px: Vec<LabF> = (0..n).filter(|&i| !is_fg[i]).map(|i| lab[i]).collect();
-        if fg_px.len() < 64 || bg_px.len() < 64 {
+        if fg_px.len() < 64 {
             break;
         }
-        let fg_model = kmeans(&subsample(&fg_px, 12_000), 6);
-        let bg_model = kmeans(&subsample(&bg_px, 12_000), 12);
+        let fg_model = kmeans(&subsample(&fg_px, 12_000), 8);
         // Positive where the foreground model explains the pixel better.
         let score: Vec<f32> = lab
             .iter()
-            .map(|p| nearest2(p, &bg_model).sqrt() - nearest2(p, &fg_model).sqrt())
+            .zip(&bg_d)
+            .map(|(p, bd)| bd - nearest2(p, &fg_model).sqrt())
             .collect();
-        let smoothed = box_mean(&score, w, h, 3);
-        for y in 0..h {
-            for x in 0..w {
-                let i = (y * w + x) as usize;
-                let in_band = x < band || y < band || x >= w - band || y >= h - band;
-                is_fg[i] = !in_band && smoothed[i] > 0.0;
-            }
+        let smoothed = box_mean(&score, w, h, 2);
+        for (i, f) in is_fg.iter_mut().enumerate() {
+            *f = inside(i) && smoothed[i] > 0.0;
         }
         let mut m = GrayImage::from_fn(w, h, |x, y| {
             Luma([if is_fg[(y * w + x) as usize] { 255 } else { 0 }])
