@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 /// The user a local, account-less installation acts as.
-pub const LOCAL_USER_ID: Uuid = Uuid::from_u128(0x00000000_0000_4000_8000_00000000_0001);
+pub const LOCAL_USER_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
 
 const PRODUCT_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c2a44_9d3b_4e5a_8c71_2b0d6e9f4a10);
 const REVISION_NAMESPACE: Uuid = Uuid::from_u128(0x0b7e5d12_3c4f_4a8b_9e60_7d1f2c3b4a55);

@@ -1,1 +1,238 @@
-//! placeholder
+//! The metadata store of techpack: tech files and their versions, collections, the legacy
+//! analysis cache, statistics and monitoring, on PostgreSQL or SQLite behind one trait,
+//! [`TechFileStore`]. Every call takes the acting [`Principal`]: on PostgreSQL each call runs in
+//! one transaction under role `authenticated` with the caller's JWT claims, so row level
+//! security enforces isolation; on SQLite every statement is scoped to the caller.
+
+mod error;
+mod legacy;
+// mod postgres;
+mod rows;
+mod schema;
+mod sql;
+mod sqlite;
+mod url;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use techpack_model::{
+    Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
+    FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile,
+    Principal, ProductStats, TechFile, TechFileVersion,
+};
+use uuid::Uuid;
+
+pub use error::{StoreError, StoreResult};
+pub use legacy::{LegacyAnalysis, NewLegacyAnalysis};
+// pub use postgres::PostgresStore;
+pub use schema::{Backend, MigrationInfo, SchemaReport};
+pub use sqlite::SqliteStore;
+pub use url::DatabaseTarget;
+
+/// The store of tech files, versions and collections. Both backends pass one conformance suite.
+#[async_trait]
+pub trait TechFileStore: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies every pending migration; applying twice is a no-op. Returns the versions applied.
+    async fn migrate_up(&self) -> StoreResult<Vec<i64>>;
+    /// Every known migration and whether it is applied.
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>>;
+    /// Checks that every table, index, trigger, function (and on PostgreSQL, policy) exists.
+    async fn verify_schema(&self) -> StoreResult<SchemaReport>;
+    /// Reverts every migration: drops techpack's objects (and only those).
+    async fn migrate_down(&self) -> StoreResult<Vec<i64>>;
+
+    /// Creates the first version of a file. With an idempotency key that the owner already
+    /// used, returns the existing row and writes nothing.
+    async fn create_tech_file(&self, principal: Principal, file: NewTechFile) -> StoreResult<TechFile>;
+    /// One version by id.
+    async fn get_tech_file_by_id(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile>;
+    /// A file by its owner's idempotency key.
+    async fn find_by_idempotency_key(&self, principal: Principal, owner: Uuid, key: &str) -> StoreResult<Option<TechFile>>;
+    /// The latest version of each file, newest first, filtered and paged by keyset.
+    async fn get_latest_tech_files(&self, principal: Principal, filter: &FileFilter) -> StoreResult<FilePage>;
+    /// Sets the status in place (processing, completed, failed), with the error for a failure.
+    async fn update_tech_file_status(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        status: FileStatus,
+        error_message: Option<String>,
+    ) -> StoreResult<TechFile>;
+    /// Fills in a processing (or failed) file's outputs in place, e.g. when its generation
+    /// step finishes. A completed file is changed by a new version instead: conflict.
+    async fn complete_tech_file(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile>;
+    /// Soft-deletes a file: status `archived`, history kept.
+    async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile>;
+    /// Creates the next version of the file whose latest version is `id`; the superseded
+    /// version is archived into `tech_file_versions` by the database. Versioning a superseded
+    /// version is a conflict.
+    async fn create_tech_file_version(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile>;
+    /// The archived snapshots of the file's superseded versions, oldest first.
+    async fn get_tech_file_versions(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFileVersion>>;
+    /// Every version row of the file's lineage, oldest first.
+    async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>>;
+    /// Makes a new latest version whose content is version `version`'s snapshot.
+    async fn restore_tech_file_version(&self, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile>;
+
+    /// Creates a collection.
+    async fn create_tech_file_collection(&self, principal: Principal, collection: NewCollection) -> StoreResult<Collection>;
+    /// One collection.
+    async fn get_collection(&self, principal: Principal, id: Uuid) -> StoreResult<Collection>;
+    /// Collections, newest first, optionally of one product.
+    async fn list_collections(&self, principal: Principal, product: Option<Uuid>) -> StoreResult<Vec<Collection>>;
+    /// Adds files (or moves them, when already in) to a collection, in one transaction.
+    async fn add_files_to_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        items: Vec<CollectionItemInput>,
+    ) -> StoreResult<Vec<CollectionItem>>;
+    /// A collection with its files in display order.
+    async fn get_collection_with_files(&self, principal: Principal, id: Uuid) -> StoreResult<CollectionWithFiles>;
+    /// Sets progress and status; a final status stamps `completed_at`.
+    async fn update_collection_progress(&self, principal: Principal, id: Uuid, progress: CollectionProgress) -> StoreResult<Collection>;
+    /// Recounts the collection's credits from its files (the database also keeps them current).
+    async fn update_collection_credits(&self, principal: Principal, id: Uuid) -> StoreResult<Collection>;
+
+    /// The files of a generation run, in creation order.
+    async fn get_batch_files(&self, principal: Principal, batch_id: Uuid) -> StoreResult<Vec<TechFile>>;
+    /// Files, credits and counts of a product.
+    async fn get_product_generation_stats(&self, principal: Principal, product_idea_id: Uuid) -> StoreResult<ProductStats>;
+    /// The seed's three monitoring queries.
+    async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport>;
+
+    /// Writes a row of the legacy `revision_vision_analysis` table.
+    async fn write_legacy_analysis(&self, principal: Principal, row: NewLegacyAnalysis) -> StoreResult<LegacyAnalysis>;
+    /// The newest legacy analysis of a revision's view, optionally of one image hash.
+    async fn find_legacy_analysis(
+        &self,
+        principal: Principal,
+        revision_id: Uuid,
+        view_type: &str,
+        image_sha256: Option<&str>,
+    ) -> StoreResult<Option<LegacyAnalysis>>;
+    /// Legacy rows in creation order, after the given id (for paging a backfill).
+    async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>>;
+}
+
+/// Opens the store a URL names (see [`DatabaseTarget`]). Does not migrate.
+pub async fn open_store(url: &str) -> StoreResult<Arc<dyn TechFileStore>> {
+    match DatabaseTarget::parse(url)? {
+        DatabaseTarget::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path).await?)),
+        DatabaseTarget::Postgres(_url) => todo!(),
+    }
+}
+
+/// Splits the extra row fetched past the page into the next cursor.
+fn page(mut files: Vec<TechFile>, page_size: u32) -> FilePage {
+    let next = if files.len() > page_size as usize {
+        files.truncate(page_size as usize);
+        files.last().map(|last| techpack_model::FileCursor { created_at: last.created_at, id: last.id })
+    } else {
+        None
+    };
+    FilePage { files, next }
+}
+
+fn superseded(file: &TechFile) -> StoreError {
+    StoreError::Conflict(format!(
+        "tech file {} is version {} and no longer the latest version of its file: read the latest version and create the new version from it",
+        file.id, file.version
+    ))
+}
+
+fn is_final(status: techpack_model::CollectionStatus) -> bool {
+    use techpack_model::CollectionStatus::*;
+    matches!(status, Completed | Partial | Failed)
+}
+
+/// Restores version `version` of `id`'s file as a new latest version, through the backend's
+/// own versioning (so the database archives and checks as for any other new version).
+async fn restore<S: TechFileStore + ?Sized>(store: &S, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile> {
+    let history = store.get_file_history(principal, id).await?;
+    let latest = history
+        .iter()
+        .find(|file| file.is_latest)
+        .ok_or_else(|| StoreError::Corrupt(format!("the file of {id} has no latest version")))?;
+    if version == latest.version {
+        return Err(techpack_model::ValidationError::new(
+            "version",
+            format!("version {version} is already the latest version"),
+        )
+        .into());
+    }
+    let snapshots = store.get_tech_file_versions(principal, id).await?;
+    let snapshot = snapshots
+        .iter()
+        .find(|archived| archived.version == version)
+        .ok_or_else(|| StoreError::not_found("version", format!("{version} of tech file {id}")))?;
+    let content: TechFile = serde_json::from_value(snapshot.snapshot.clone())
+        .map_err(|error| StoreError::Corrupt(format!("snapshot of version {version}: {error}")))?;
+    store.create_tech_file_version(principal, latest.id, rows::restore_changes(&content)).await
+}
+
+/// The items of `all` that the call added, in the order given.
+fn items_for(all: Vec<CollectionItem>, added: &[CollectionItemInput]) -> Vec<CollectionItem> {
+    added
+        .iter()
+        .filter_map(|input| all.iter().find(|item| item.tech_file_id == input.tech_file_id).cloned())
+        .collect()
+}
+
+fn join_items(collection: Collection, items: Vec<CollectionItem>, files: Vec<TechFile>) -> CollectionWithFiles {
+    let items = items
+        .into_iter()
+        .filter_map(|item| {
+            let file = files.iter().find(|file| file.id == item.tech_file_id)?.clone();
+            Some((item, file))
+        })
+        .collect();
+    CollectionWithFiles { collection, items }
+}
+
+type StatsGroup = (String, String, i64, i64, i64);
+
+fn stats_from_groups(product_idea_id: Uuid, groups: Vec<StatsGroup>) -> ProductStats {
+    let mut stats = ProductStats { product_idea_id, ..ProductStats::default() };
+    for (file_type, status, files, credits, latest) in groups {
+        stats.total_files += files;
+        stats.latest_files += latest;
+        stats.total_credits_used += credits;
+        *stats.files_by_type.entry(file_type).or_default() += files;
+        *stats.files_by_status.entry(status).or_default() += files;
+    }
+    stats
+}
+
+fn report_from_tuples(
+    recent: Vec<(String, String, i64)>,
+    credits: Vec<(String, i64, i64)>,
+    completion: Vec<(String, f64, i64)>,
+) -> StoreResult<MonitoringReport> {
+    use techpack_model::{CollectionCompletionRow, ProductCreditsRow, RecentFilesRow};
+    Ok(MonitoringReport {
+        recent_files: recent
+            .into_iter()
+            .map(|(file_type, status, count)| RecentFilesRow { file_type, status, count })
+            .collect(),
+        credits_by_product: credits
+            .into_iter()
+            .map(|(product, total_credits, file_count)| {
+                Ok(ProductCreditsRow {
+                    product_idea_id: Uuid::parse_str(&product)
+                        .map_err(|error| StoreError::Corrupt(format!("product id {product}: {error}")))?,
+                    total_credits,
+                    file_count,
+                })
+            })
+            .collect::<StoreResult<_>>()?,
+        collection_completion: completion
+            .into_iter()
+            .map(|(status, avg_completion, count)| CollectionCompletionRow { status, avg_completion, count })
+            .collect(),
+    })
+}
