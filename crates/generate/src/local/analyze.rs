@@ -96,6 +96,18 @@ pub(crate) fn to_input_box(b: [u32; 4], seg: &Segmentation) -> [u32; 4] {
     [x0, y0, x1, y1]
 }
 
+/// A working-pixel box to input pixels, each edge rounded to the nearest pixel: boxes that
+/// only touch in working pixels still only touch after scaling (outward rounding would make
+/// neighbouring detail regions overlap by a pixel).
+fn to_input_box_nearest(b: [u32; 4], seg: &Segmentation) -> [u32; 4] {
+    let (iw, ih) = seg.input_size;
+    let s = seg.scale;
+    let r = |v: u32, max: u32| ((f64::from(v) * s).round() as u32).min(max);
+    let x0 = r(b[0], iw.saturating_sub(1));
+    let y0 = r(b[1], ih.saturating_sub(1));
+    [x0, y0, r(b[2], iw).max(x0 + 1), r(b[3], ih).max(y0 + 1)]
+}
+
 /// IoU of the silhouette and its mirror image about the box's vertical centre line.
 fn symmetry(mask: &GrayImage, b: [u32; 4]) -> f64 {
     let (mut inter, mut union) = (0u64, 0u64);
@@ -625,7 +637,7 @@ pub(crate) fn detail_regions(
             let score = round4(1.0 - (-density * 12.0).exp());
             DetailRegion {
                 name,
-                bbox: to_input_box(r, seg),
+                bbox: to_input_box_nearest(r, seg),
                 score,
             }
         })

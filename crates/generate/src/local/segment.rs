@@ -300,6 +300,18 @@ fn segment(working: &RgbImage) -> (GrayImage, SegmentQuality) {
     let threshold = (noise * 1.6).max(5.0);
     let t2 = threshold * threshold;
     let mut fg: Vec<bool> = dist2.iter().map(|&d| d > t2).collect();
+    // A threshold just above the backdrop's noise also takes the blended rim pixels of a
+    // high-contrast product, growing it by a pixel all round. Where the product stands far
+    // from the backdrop, cut halfway instead (as an alpha ≥ 50 % silhouette does).
+    let mut product_d: Vec<f32> = (0..n).filter(|&i| fg[i]).map(|i| dist2[i].sqrt()).collect();
+    if !busy && product_d.len() > n / 500 {
+        product_d.sort_by(f32::total_cmp);
+        let half = 0.5 * quantile(&product_d, 0.25);
+        if half > threshold {
+            let h2 = half * half;
+            fg = dist2.iter().map(|&d| d > h2).collect();
+        }
+    }
 
     if busy {
         refine_busy(&lab, w, h, band, &mut fg);
