@@ -6,12 +6,14 @@
 
 mod error;
 mod legacy;
-// mod postgres;
+mod postgres;
 mod rows;
 mod schema;
 mod sql;
 mod sqlite;
 mod url;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
 pub use legacy::{LegacyAnalysis, NewLegacyAnalysis};
-// pub use postgres::PostgresStore;
+pub use postgres::PostgresStore;
 pub use schema::{Backend, MigrationInfo, SchemaReport};
 pub use sqlite::SqliteStore;
 pub use url::DatabaseTarget;
@@ -123,7 +125,7 @@ pub trait TechFileStore: Send + Sync + 'static {
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn TechFileStore>> {
     match DatabaseTarget::parse(url)? {
         DatabaseTarget::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path).await?)),
-        DatabaseTarget::Postgres(_url) => todo!(),
+        DatabaseTarget::Postgres(url) => Ok(Arc::new(PostgresStore::connect(&url).await?)),
     }
 }
 

@@ -123,6 +123,7 @@ pub(crate) const POSTGRES_POLICIES: &[&str] = &[
     "tech_file_collections_delete_own",
     "tech_file_collection_items_select_own",
     "tech_file_collection_items_insert_own",
+    "tech_file_collection_items_update_own",
     "tech_file_collection_items_delete_own",
     "revision_vision_analysis_select_own",
     "revision_vision_analysis_insert_own",

@@ -10,7 +10,6 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Bind {
     Uuid(Uuid),
-    OptUuid(Option<Uuid>),
     Text(String),
     OptText(Option<String>),
     Int(i64),

@@ -88,7 +88,6 @@ fn bound(query: Query) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::Sqli
     for value in query.binds {
         statement = match value {
             Bind::Uuid(id) => statement.bind(id.to_string()),
-            Bind::OptUuid(id) => statement.bind(id.map(|id| id.to_string())),
             Bind::Text(text) => statement.bind(text),
             Bind::OptText(text) => statement.bind(text),
             Bind::Int(number) => statement.bind(number),

@@ -411,6 +411,9 @@ CREATE POLICY tech_file_collection_items_select_own ON public.tech_file_collecti
     USING (user_id = (SELECT public.techpack_current_user_id()));
 CREATE POLICY tech_file_collection_items_insert_own ON public.tech_file_collection_items FOR INSERT TO authenticated
     WITH CHECK (user_id = (SELECT public.techpack_current_user_id()));
+CREATE POLICY tech_file_collection_items_update_own ON public.tech_file_collection_items FOR UPDATE TO authenticated
+    USING (user_id = (SELECT public.techpack_current_user_id()))
+    WITH CHECK (user_id = (SELECT public.techpack_current_user_id()));
 CREATE POLICY tech_file_collection_items_delete_own ON public.tech_file_collection_items FOR DELETE TO authenticated
     USING (user_id = (SELECT public.techpack_current_user_id()));
 
@@ -427,7 +430,7 @@ GRANT USAGE ON SCHEMA public TO authenticated, service_role;
 GRANT SELECT, INSERT, UPDATE ON public.tech_files TO authenticated;
 GRANT SELECT ON public.tech_file_versions TO authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.tech_file_collections TO authenticated;
-GRANT SELECT, INSERT, DELETE ON public.tech_file_collection_items TO authenticated;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.tech_file_collection_items TO authenticated;
 GRANT SELECT, INSERT, UPDATE ON public.revision_vision_analysis TO authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.tech_files, public.tech_file_versions,
     public.tech_file_collections, public.tech_file_collection_items,

@@ -1,0 +1,584 @@
+//! The PostgreSQL backend. Every call is one transaction that first switches to role
+//! `authenticated` with the caller's JWT claims (or to `service_role`), the way PostgREST and
+//! Supabase do, so row level security — not a WHERE clause — keeps users apart.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Postgres, Row};
+use techpack_model::{
+    Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles, FileChanges,
+    FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile, Principal, ProductStats,
+    TechFile, TechFileVersion,
+};
+use uuid::Uuid;
+
+use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
+use crate::rows::{check_owner, check_status_update, completed_row};
+use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
+use crate::sql::{self, Bind, Dialect, Query, Table};
+use crate::{StoreError, StoreResult, TechFileStore};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+const D: Dialect = Dialect::Postgres;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+type Tx = sqlx::Transaction<'static, Postgres>;
+
+impl PostgresStore {
+    /// Connects to the database at `url`. Does not migrate.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|error| StoreError::Config(format!("cannot connect to PostgreSQL: {error}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for tests that inspect the database directly.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Begins a transaction acting as `principal`: role and claims are transaction-local, so a
+    /// pooled connection never carries them into the next caller's transaction.
+    async fn begin(&self, principal: Principal) -> StoreResult<Tx> {
+        let mut tx = self.pool.begin().await?;
+        let (role, claims, sub) = match principal {
+            Principal::User(id) => (
+                "authenticated",
+                serde_json::json!({ "sub": id, "role": "authenticated" }),
+                id.to_string(),
+            ),
+            Principal::Service => ("service_role", serde_json::json!({ "role": "service_role" }), String::new()),
+        };
+        sqlx::query(
+            "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+             set_config('request.jwt.claim.sub', $3, true)",
+        )
+        .bind(role)
+        .bind(claims.to_string())
+        .bind(sub)
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(&self, principal: Principal, query: Query) -> StoreResult<Vec<T>> {
+        let mut tx = self.begin(principal).await?;
+        let found = docs(&mut tx, query).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn read_one<T: serde::de::DeserializeOwned>(
+        &self,
+        principal: Principal,
+        query: Query,
+        entity: &'static str,
+        id: impl ToString,
+    ) -> StoreResult<T> {
+        self.read(principal, query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+    }
+
+    async fn names(&self, sql: &'static str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
+    }
+}
+
+fn bound(query: Query) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+    let mut statement = sqlx::query(AssertSqlSafe(query.sql));
+    for value in query.binds {
+        statement = match value {
+            Bind::Uuid(id) => statement.bind(id),
+            Bind::Text(text) => statement.bind(text),
+            Bind::OptText(text) => statement.bind(text),
+            Bind::Int(number) => statement.bind(number),
+            Bind::Time(time) => statement.bind(time),
+        };
+    }
+    statement
+}
+
+async fn docs<T: serde::de::DeserializeOwned>(conn: &mut PgConnection, query: Query) -> StoreResult<Vec<T>> {
+    let rows = bound(query).fetch_all(&mut *conn).await?;
+    rows.iter().map(|row| sql::decode_doc(&row.try_get::<String, _>(0)?)).collect()
+}
+
+async fn one<T: serde::de::DeserializeOwned>(
+    conn: &mut PgConnection,
+    query: Query,
+    entity: &'static str,
+    id: impl ToString,
+) -> StoreResult<T> {
+    docs(conn, query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+}
+
+fn tuples<T: for<'r> sqlx::FromRow<'r, PgRow>>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
+    Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl TechFileStore for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate_up(&self) -> StoreResult<Vec<i64>> {
+        let before = self.migration_status().await?;
+        MIGRATOR.run(&self.pool).await?;
+        Ok(before.iter().filter(|m| !m.applied).map(|m| m.version).collect())
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar("SELECT version FROM public._sqlx_migrations WHERE success").fetch_all(&self.pool).await?
+        } else {
+            Vec::new()
+        };
+        Ok(crate::sqlite::migration_infos_for(&MIGRATOR, &applied))
+    }
+
+    async fn verify_schema(&self) -> StoreResult<SchemaReport> {
+        let mut report = SchemaReport::default();
+        let tables = self.names("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'").await?;
+        schema::missing("table", schema::TABLES, &tables, &mut report);
+        let indexes = self.names("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'").await?;
+        schema::missing("index", schema::INDEXES, &indexes, &mut report);
+        let triggers = self
+            .names(
+                "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND NOT t.tgisinternal",
+            )
+            .await?;
+        schema::missing("trigger", schema::POSTGRES_TRIGGERS, &triggers, &mut report);
+        let functions = self
+            .names("SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'")
+            .await?;
+        schema::missing("function", schema::POSTGRES_FUNCTIONS, &functions, &mut report);
+        let policies = self.names("SELECT policyname::text FROM pg_policies WHERE schemaname = 'public'").await?;
+        schema::missing("policy", schema::POSTGRES_POLICIES, &policies, &mut report);
+        let secured = self
+            .names(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity",
+            )
+            .await?;
+        schema::missing("row-level-security-on", schema::TABLES, &secured, &mut report);
+        let roles = self.names("SELECT rolname::text FROM pg_roles").await?;
+        schema::missing("role", &["authenticated", "service_role"], &roles, &mut report);
+        Ok(report)
+    }
+
+    async fn migrate_down(&self) -> StoreResult<Vec<i64>> {
+        let applied: Vec<i64> = self.migration_status().await?.iter().filter(|m| m.applied).map(|m| m.version).collect();
+        MIGRATOR.undo(&self.pool, 0).await?;
+        Ok(applied.into_iter().rev().collect())
+    }
+
+    async fn create_tech_file(&self, principal: Principal, file: NewTechFile) -> StoreResult<TechFile> {
+        file.validate()?;
+        check_owner(principal, file.user_id)?;
+        let mut tx = self.begin(principal).await?;
+        let id = Uuid::now_v7();
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO public.tech_files AS t (id, lineage_id, product_idea_id, revision_id, user_id, file_type, \
+             view_type, file_category, file_url, content_sha256, content_size, mime_type, analysis_data, metadata, \
+             ai_model, generation_prompt, generation_batch_id, idempotency_key, credits_used, confidence_score, \
+             quality_score, status, error_message, created_by) \
+             VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22, $23) \
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .bind(file.product_idea_id)
+        .bind(file.revision_id)
+        .bind(file.user_id)
+        .bind(file.file_type.as_str())
+        .bind(&file.view_type)
+        .bind(&file.file_category)
+        .bind(&file.file_url)
+        .bind(&file.content_sha256)
+        .bind(file.content_size)
+        .bind(&file.mime_type)
+        .bind(Json(&file.analysis_data))
+        .bind(Json(&file.metadata))
+        .bind(&file.ai_model)
+        .bind(&file.generation_prompt)
+        .bind(file.generation_batch_id)
+        .bind(&file.idempotency_key)
+        .bind(file.credits_used)
+        .bind(file.confidence_score)
+        .bind(file.quality_score)
+        .bind(file.status.as_str())
+        .bind(&file.error_message)
+        .bind(principal.user_id())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let created = match inserted {
+            Some(doc) => sql::decode_doc(&doc)?,
+            // The idempotency key was used before: the first row is the answer.
+            None => {
+                let key = file.idempotency_key.as_deref().unwrap_or_default();
+                one(&mut tx, sql::file_by_idempotency_key(D, principal, file.user_id, key), "tech file", key).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn get_tech_file_by_id(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
+        self.read_one(principal, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await
+    }
+
+    async fn find_by_idempotency_key(&self, principal: Principal, owner: Uuid, key: &str) -> StoreResult<Option<TechFile>> {
+        Ok(self.read(principal, sql::file_by_idempotency_key(D, principal, owner, key)).await?.into_iter().next())
+    }
+
+    async fn get_latest_tech_files(&self, principal: Principal, filter: &FileFilter) -> StoreResult<FilePage> {
+        let page_size = filter.page_size()?;
+        let files = self.read(principal, sql::latest_files(D, principal, filter, page_size)).await?;
+        Ok(crate::page(files, page_size))
+    }
+
+    async fn update_tech_file_status(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        status: FileStatus,
+        error_message: Option<String>,
+    ) -> StoreResult<TechFile> {
+        check_status_update(status, &error_message)?;
+        let mut tx = self.begin(principal).await?;
+        let doc: Option<String> = sqlx::query_scalar(
+            "UPDATE public.tech_files AS t SET status = $2, error_message = $3 WHERE t.id = $1 RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(error_message.filter(|_| status == FileStatus::Failed))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let file = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("tech file", id))?)?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    async fn complete_tech_file(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+        changes.validate()?;
+        let mut tx = self.begin(principal).await?;
+        // FOR UPDATE: two finishers of one step serialize; the second sees it completed.
+        let current: TechFile = one(
+            &mut tx,
+            {
+                let mut q = sql::doc_by_id(D, principal, Table::Files, id);
+                q.push(" FOR UPDATE");
+                q
+            },
+            "tech file",
+            id,
+        )
+        .await?;
+        let row = completed_row(&current, &changes)?;
+        let doc: String = sqlx::query_scalar(
+            "UPDATE public.tech_files AS t SET view_type = $2, file_category = $3, file_url = $4, content_sha256 = $5, \
+             content_size = $6, mime_type = $7, analysis_data = $8, metadata = $9, ai_model = $10, \
+             generation_prompt = $11, generation_batch_id = $12, idempotency_key = $13, credits_used = $14, \
+             confidence_score = $15, quality_score = $16, status = $17, error_message = $18 WHERE t.id = $1 \
+             RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .bind(&row.view_type)
+        .bind(&row.file_category)
+        .bind(&row.file_url)
+        .bind(&row.content_sha256)
+        .bind(row.content_size)
+        .bind(&row.mime_type)
+        .bind(Json(&row.analysis_data))
+        .bind(Json(&row.metadata))
+        .bind(&row.ai_model)
+        .bind(&row.generation_prompt)
+        .bind(row.generation_batch_id)
+        .bind(&row.idempotency_key)
+        .bind(row.credits_used)
+        .bind(row.confidence_score)
+        .bind(row.quality_score)
+        .bind(row.status.as_str())
+        .bind(&row.error_message)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sql::decode_doc(&doc)
+    }
+
+    async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
+        let mut tx = self.begin(principal).await?;
+        let doc: Option<String> = sqlx::query_scalar(
+            "UPDATE public.tech_files AS t SET status = 'archived' WHERE t.id = $1 RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let file = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("tech file", id))?)?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    async fn create_tech_file_version(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+        changes.validate()?;
+        let mut tx = self.begin(principal).await?;
+        if let Some(key) = &changes.idempotency_key {
+            let parent: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+            let existing: Vec<TechFile> =
+                docs(&mut tx, sql::file_by_idempotency_key(D, principal, parent.user_id, key)).await?;
+            if let Some(existing) = existing.into_iter().next() {
+                return Ok(existing);
+            }
+        }
+        let mut change_json = serde_json::to_value(&changes).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if let Some(object) = change_json.as_object_mut() {
+            // JSON null would replace the parent's value; an unset change keeps it.
+            object.retain(|_, value| !value.is_null());
+            object.insert("id".into(), serde_json::json!(Uuid::now_v7()));
+            object.remove("change_description");
+        }
+        let doc: String =
+            sqlx::query_scalar("SELECT to_jsonb(public.create_tech_file_version($1, $2, $3))::text")
+                .bind(id)
+                .bind(Json(&change_json))
+                .bind(&changes.change_description)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        sql::decode_doc(&doc)
+    }
+
+    async fn get_tech_file_versions(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFileVersion>> {
+        let mut tx = self.begin(principal).await?;
+        let file: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let versions = docs(&mut tx, sql::lineage_versions(D, principal, file.lineage_id)).await?;
+        tx.commit().await?;
+        Ok(versions)
+    }
+
+    async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>> {
+        let mut tx = self.begin(principal).await?;
+        let file: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let history = docs(&mut tx, sql::lineage_files(D, principal, file.lineage_id)).await?;
+        tx.commit().await?;
+        Ok(history)
+    }
+
+    async fn restore_tech_file_version(&self, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile> {
+        crate::restore(self, principal, id, version).await
+    }
+
+    async fn create_tech_file_collection(&self, principal: Principal, collection: NewCollection) -> StoreResult<Collection> {
+        collection.validate()?;
+        check_owner(principal, collection.user_id)?;
+        let mut tx = self.begin(principal).await?;
+        let doc: String = sqlx::query_scalar(
+            "INSERT INTO public.tech_file_collections AS t (id, user_id, product_idea_id, name, description, \
+             collection_type, generation_batch_id, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING to_jsonb(t)::text",
+        )
+        .bind(Uuid::now_v7())
+        .bind(collection.user_id)
+        .bind(collection.product_idea_id)
+        .bind(&collection.name)
+        .bind(&collection.description)
+        .bind(collection.collection_type.as_str())
+        .bind(collection.generation_batch_id)
+        .bind(Json(&collection.metadata))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sql::decode_doc(&doc)
+    }
+
+    async fn get_collection(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
+        self.read_one(principal, sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await
+    }
+
+    async fn list_collections(&self, principal: Principal, product: Option<Uuid>) -> StoreResult<Vec<Collection>> {
+        self.read(principal, sql::collections(D, principal, product)).await
+    }
+
+    async fn add_files_to_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        items: Vec<CollectionItemInput>,
+    ) -> StoreResult<Vec<CollectionItem>> {
+        for item in &items {
+            item.validate()?;
+        }
+        let mut tx = self.begin(principal).await?;
+        // Row lock: concurrent appends to one collection get distinct positions.
+        let collection: Collection = one(
+            &mut tx,
+            {
+                let mut q = sql::doc_by_id(D, principal, Table::Collections, collection_id);
+                q.push(" FOR UPDATE");
+                q
+            },
+            "collection",
+            collection_id,
+        )
+        .await?;
+        for item in &items {
+            let file: TechFile =
+                one(&mut tx, sql::doc_by_id(D, principal, Table::Files, item.tech_file_id), "tech file", item.tech_file_id)
+                    .await?;
+            if file.user_id != collection.user_id {
+                return Err(StoreError::not_found("tech file", item.tech_file_id));
+            }
+            sqlx::query(
+                "INSERT INTO public.tech_file_collection_items (id, collection_id, tech_file_id, user_id, display_order, section) \
+                 VALUES ($1, $2, $3, $4, coalesce($5, (SELECT coalesce(max(display_order) + 1, 0) \
+                 FROM public.tech_file_collection_items WHERE collection_id = $2)), $6) \
+                 ON CONFLICT (collection_id, tech_file_id) DO UPDATE SET display_order = excluded.display_order, \
+                 section = coalesce(excluded.section, public.tech_file_collection_items.section)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(collection_id)
+            .bind(item.tech_file_id)
+            .bind(collection.user_id)
+            .bind(item.display_order)
+            .bind(&item.section)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let all: Vec<CollectionItem> = docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
+        tx.commit().await?;
+        Ok(crate::items_for(all, &items))
+    }
+
+    async fn get_collection_with_files(&self, principal: Principal, id: Uuid) -> StoreResult<CollectionWithFiles> {
+        let mut tx = self.begin(principal).await?;
+        let collection = one(&mut tx, sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await?;
+        let items = docs(&mut tx, sql::collection_items(D, principal, id)).await?;
+        let files = docs(&mut tx, sql::collection_files(D, principal, id)).await?;
+        tx.commit().await?;
+        Ok(crate::join_items(collection, items, files))
+    }
+
+    async fn update_collection_progress(&self, principal: Principal, id: Uuid, progress: CollectionProgress) -> StoreResult<Collection> {
+        progress.validate()?;
+        let mut tx = self.begin(principal).await?;
+        let doc: Option<String> = sqlx::query_scalar(
+            "UPDATE public.tech_file_collections AS t SET completion_percentage = $2, status = $3, \
+             completed_at = CASE WHEN $4 THEN coalesce(t.completed_at, now()) ELSE NULL END \
+             WHERE t.id = $1 RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .bind(progress.completion_percentage)
+        .bind(progress.status.as_str())
+        .bind(crate::is_final(progress.status))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let collection = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
+        tx.commit().await?;
+        Ok(collection)
+    }
+
+    async fn update_collection_credits(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
+        let mut tx = self.begin(principal).await?;
+        let doc: Option<String> = sqlx::query_scalar(
+            "UPDATE public.tech_file_collections AS t SET total_credits = coalesce((SELECT sum(f.credits_used) \
+             FROM public.tech_file_collection_items AS i JOIN public.tech_files AS f ON f.id = i.tech_file_id \
+             WHERE i.collection_id = t.id), 0) WHERE t.id = $1 RETURNING to_jsonb(t)::text",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let collection = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
+        tx.commit().await?;
+        Ok(collection)
+    }
+
+    async fn get_batch_files(&self, principal: Principal, batch_id: Uuid) -> StoreResult<Vec<TechFile>> {
+        self.read(principal, sql::batch_files(D, principal, batch_id)).await
+    }
+
+    async fn get_product_generation_stats(&self, principal: Principal, product_idea_id: Uuid) -> StoreResult<ProductStats> {
+        let mut tx = self.begin(principal).await?;
+        let rows = bound(sql::product_stats(D, principal, product_idea_id)).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(crate::stats_from_groups(product_idea_id, tuples(&rows)?))
+    }
+
+    async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport> {
+        let now = Utc::now();
+        let mut tx = self.begin(principal).await?;
+        let recent = bound(sql::recent_files(D, principal, now - chrono::Duration::hours(24))).fetch_all(&mut *tx).await?;
+        let credits = bound(sql::credits_by_product(D, principal, now - chrono::Duration::days(7))).fetch_all(&mut *tx).await?;
+        let completion = bound(sql::collection_completion(D, principal)).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        crate::report_from_tuples(tuples(&recent)?, tuples(&credits)?, tuples(&completion)?)
+    }
+
+    async fn write_legacy_analysis(&self, principal: Principal, row: NewLegacyAnalysis) -> StoreResult<LegacyAnalysis> {
+        row.validate()?;
+        check_owner(principal, row.user_id)?;
+        let mut tx = self.begin(principal).await?;
+        let doc: String = sqlx::query_scalar(
+            "INSERT INTO public.revision_vision_analysis AS t (id, user_id, product_idea_id, revision_id, view_type, \
+             image_url, image_sha256, analysis_data, model_used, credits_used) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING to_jsonb(t)::text",
+        )
+        .bind(Uuid::now_v7())
+        .bind(row.user_id)
+        .bind(row.product_idea_id)
+        .bind(row.revision_id)
+        .bind(&row.view_type)
+        .bind(&row.image_url)
+        .bind(&row.image_sha256)
+        .bind(Json(&row.analysis_data))
+        .bind(&row.model_used)
+        .bind(row.credits_used)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sql::decode_doc(&doc)
+    }
+
+    async fn find_legacy_analysis(
+        &self,
+        principal: Principal,
+        revision_id: Uuid,
+        view_type: &str,
+        image_sha256: Option<&str>,
+    ) -> StoreResult<Option<LegacyAnalysis>> {
+        Ok(self
+            .read(principal, sql::legacy_lookup(D, principal, revision_id, view_type, image_sha256))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>> {
+        self.read(principal, sql::legacy_page(D, principal, after, limit)).await
+    }
+}
+
+/// The PostgreSQL migrations, for test databases made from a migrated template.
+#[cfg(feature = "test-support")]
+pub(crate) fn migrator() -> &'static Migrator {
+    &MIGRATOR
+}
