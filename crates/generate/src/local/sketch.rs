@@ -40,12 +40,13 @@ pub(crate) const PAGE_WIDTH: f64 = 1600.0;
 /// Page height, see [`PAGE_WIDTH`].
 pub(crate) const PAGE_HEIGHT: f64 = 1200.0;
 
-/// The box the product is fitted into: the margins around it hold dimension lines (top and
-/// left), callout labels (left and right) and the title block (bottom).
-const DRAW_X0: f64 = 420.0;
-const DRAW_X1: f64 = 1180.0;
-const DRAW_Y0: f64 = 150.0;
-const DRAW_Y1: f64 = 990.0;
+/// The box the product is fitted into when no dimension line sits outside it: the margins
+/// hold dimension lines (top, bottom, left), callout labels (left and right) and the title
+/// block (bottom). Each outside dimension line takes its room from this box.
+const DRAW_X0: f64 = 400.0;
+const DRAW_X1: f64 = 1190.0;
+const DRAW_Y0: f64 = 80.0;
+const DRAW_Y1: f64 = 1010.0;
 
 /// Callout columns: bubble centres and where label text starts/ends.
 const BUBBLE_LEFT_X: f64 = 300.0;
@@ -60,7 +61,7 @@ const LABEL_MAX_CHARS: usize = 20;
 
 /// Title block.
 const TITLE_Y0: f64 = 1040.0;
-const TITLE_Y1: f64 = 1170.0;
+const TITLE_Y1: f64 = PAGE_HEIGHT - 20.0;
 
 /// Distance from the product to the first outside dimension line, and between stacked ones.
 const DIM_OFFSET: f64 = 48.0;
@@ -99,13 +100,13 @@ struct PageTransform {
 }
 
 impl PageTransform {
-    /// Fits `bbox` (input px, `[x0, y0, x1, y1]`) centred into the drawing box.
-    fn fit(bbox: [f64; 4]) -> Self {
+    /// Fits `bbox` (input px, `[x0, y0, x1, y1]`) centred into `frame` (page units).
+    fn fit(bbox: [f64; 4], frame: [f64; 4]) -> Self {
         let bw = (bbox[2] - bbox[0]).max(1.0);
         let bh = (bbox[3] - bbox[1]).max(1.0);
-        let scale = ((DRAW_X1 - DRAW_X0) / bw).min((DRAW_Y1 - DRAW_Y0) / bh);
-        let cx = (DRAW_X0 + DRAW_X1) / 2.0;
-        let cy = (DRAW_Y0 + DRAW_Y1) / 2.0;
+        let scale = ((frame[2] - frame[0]) / bw).min((frame[3] - frame[1]) / bh);
+        let cx = (frame[0] + frame[2]) / 2.0;
+        let cy = (frame[1] + frame[3]) / 2.0;
         let offset = [
             cx - (bbox[0] + bbox[2]) / 2.0 * scale,
             cy - (bbox[1] + bbox[3]) / 2.0 * scale,
@@ -151,7 +152,8 @@ pub(crate) fn draw_sketch(
     }
 
     let bbox = drawing_bbox(&art, analysis);
-    let tf = PageTransform::fit(bbox);
+    let plan = plan_dimensions(analysis, bbox);
+    let tf = PageTransform::fit(bbox, drawing_box(&plan));
     let product_page = [tf.apply([bbox[0], bbox[1]]), tf.apply([bbox[2], bbox[3]])];
     let product_page = [
         product_page[0][0],
@@ -175,7 +177,7 @@ pub(crate) fn draw_sketch(
     );
 
     draw_line_art(&mut w, &art, &tf);
-    let measurements = draw_measurements(&mut w, analysis, &tf, product_page);
+    let measurements = draw_measurements(&mut w, seg, &plan, &tf, product_page);
     let callouts = draw_callouts(&mut w, seg, analysis, &tf, product_page);
     draw_title_block(&mut w, analysis, &tf);
 
@@ -581,34 +583,37 @@ fn draw_line_art(w: &mut SvgWriter, art: &LineArt, tf: &PageTransform) {
     w.close_group();
 }
 
-/// How a point of measure is drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Where a point of measure is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DimPlacement {
     /// Where it was measured.
     InPlace,
-    /// Horizontal, moved above the product (`y` in page units).
-    Above(f64),
+    /// Horizontal, moved above the product, `n`-th line out.
+    Above(usize),
     /// Horizontal, moved below the product.
-    Below(f64),
+    Below(usize),
     /// Vertical, moved left of the product.
-    Left(f64),
+    Left(usize),
 }
 
-/// Draws every point of measure as a dimension line; returns their data records.
-fn draw_measurements(
-    w: &mut SvgWriter,
-    analysis: &Analysis,
-    tf: &PageTransform,
-    product: [f64; 4],
-) -> Vec<serde_json::Value> {
-    let (pw, ph) = (product[2] - product[0], product[3] - product[1]);
-    let mut above = 0usize;
-    let mut below = 0usize;
-    let mut left = 0usize;
-    let mut records = Vec::new();
-    w.open_group(&format!(
-        "id=\"dimensions\" fill=\"{DIM_INK}\" stroke=\"{DIM_INK}\""
-    ));
+/// The points of measure and where each is drawn.
+struct DimensionPlan<'a> {
+    lines: Vec<(&'a Measurement, DimPlacement)>,
+    above: usize,
+    below: usize,
+    left: usize,
+}
+
+/// Decides, in input pixels, which points of measure are drawn outside the product: lines
+/// spanning it, or lying along its edge, would hide in the outline if drawn where measured.
+fn plan_dimensions(analysis: &Analysis, bbox: [f64; 4]) -> DimensionPlan<'_> {
+    let (pw, ph) = ((bbox[2] - bbox[0]).max(1.0), (bbox[3] - bbox[1]).max(1.0));
+    let mut plan = DimensionPlan {
+        lines: Vec::new(),
+        above: 0,
+        below: 0,
+        left: 0,
+    };
     for m in &analysis.measurements.points {
         if ![m.from[0], m.from[1], m.to[0], m.to[1]]
             .iter()
@@ -616,46 +621,91 @@ fn draw_measurements(
         {
             continue;
         }
-        let a = tf.apply(m.from);
-        let b = tf.apply(m.to);
+        let (a, b) = (m.from, m.to);
         let (dx, dy) = ((b[0] - a[0]).abs(), (b[1] - a[1]).abs());
         let horizontal = dy <= dx * 0.05;
         let vertical = dx <= dy * 0.05;
         let edge = 0.04;
-        let placement = if horizontal
-            && (m.name.starts_with("overall")
-                || dx >= pw * 0.97
-                || (a[1] + b[1]) / 2.0 <= product[1] + ph * edge)
-        {
-            above += 1;
-            DimPlacement::Above(product[1] - DIM_OFFSET - DIM_STACK * (above - 1) as f64)
-        } else if horizontal && (a[1] + b[1]) / 2.0 >= product[3] - ph * edge {
-            below += 1;
-            DimPlacement::Below(product[3] + DIM_OFFSET + DIM_STACK * (below - 1) as f64)
-        } else if vertical
-            && (m.name.starts_with("overall")
-                || dy >= ph * 0.97
-                || (a[0] + b[0]) / 2.0 <= product[0] + pw * edge)
-        {
-            left += 1;
-            DimPlacement::Left(product[0] - DIM_OFFSET - DIM_STACK * (left - 1) as f64)
+        let (my, mx) = ((a[1] + b[1]) / 2.0, (a[0] + b[0]) / 2.0);
+        let overall = m.name.starts_with("overall");
+        let placement = if horizontal && my >= bbox[3] - ph * edge && !overall {
+            plan.below += 1;
+            DimPlacement::Below(plan.below - 1)
+        } else if horizontal && (overall || dx >= pw * 0.97 || my <= bbox[1] + ph * edge) {
+            plan.above += 1;
+            DimPlacement::Above(plan.above - 1)
+        } else if vertical && (overall || dy >= ph * 0.97 || mx <= bbox[0] + pw * edge) {
+            plan.left += 1;
+            DimPlacement::Left(plan.left - 1)
         } else {
             DimPlacement::InPlace
         };
+        plan.lines.push((m, placement));
+    }
+    plan
+}
+
+/// The drawing box left once the outside dimension lines have their room.
+fn drawing_box(plan: &DimensionPlan<'_>) -> [f64; 4] {
+    let room = |n: usize| {
+        if n == 0 {
+            0.0
+        } else {
+            DIM_OFFSET + DIM_STACK * (n - 1) as f64
+        }
+    };
+    [
+        DRAW_X0 + room(plan.left),
+        DRAW_Y0 + room(plan.above) + if plan.above > 0 { 14.0 } else { 0.0 },
+        DRAW_X1,
+        DRAW_Y1 - room(plan.below) - if plan.below > 0 { 14.0 } else { 0.0 },
+    ]
+}
+
+/// Draws every planned point of measure as a dimension line; returns their data records.
+fn draw_measurements(
+    w: &mut SvgWriter,
+    seg: &Segmentation,
+    plan: &DimensionPlan<'_>,
+    tf: &PageTransform,
+    product: [f64; 4],
+) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    w.open_group(&format!(
+        "id=\"dimensions\" fill=\"{DIM_INK}\" stroke=\"{DIM_INK}\""
+    ));
+    for &(m, placement) in &plan.lines {
+        let a = tf.apply(m.from);
+        let b = tf.apply(m.to);
         let (la, lb) = match placement {
-            DimPlacement::Above(y) | DimPlacement::Below(y) => ([a[0], y], [b[0], y]),
-            DimPlacement::Left(x) => ([x, a[1]], [x, b[1]]),
+            DimPlacement::Above(n) => {
+                let y = product[1] - DIM_OFFSET - DIM_STACK * n as f64;
+                ([a[0], y], [b[0], y])
+            }
+            DimPlacement::Below(n) => {
+                let y = product[3] + DIM_OFFSET + DIM_STACK * n as f64;
+                ([a[0], y], [b[0], y])
+            }
+            DimPlacement::Left(n) => {
+                let x = product[0] - DIM_OFFSET - DIM_STACK * n as f64;
+                ([x, a[1]], [x, b[1]])
+            }
             DimPlacement::InPlace => (a, b),
         };
         if placement != DimPlacement::InPlace {
-            // Extension lines from the measured points to just past the dimension line.
-            for (p, q) in [(a, la), (b, lb)] {
-                let (ex, ey) = (q[0] - p[0], q[1] - p[1]);
+            // Extension lines start at the silhouette nearest the dimension line (a drafting
+            // rule: they leave the part's edge), not at the measured point, which may lie
+            // deep inside the drawing.
+            for (input, p, q) in [(m.from, a, la), (m.to, b, lb)] {
+                let start = silhouette_edge(seg, input, placement)
+                    .map(|e| tf.apply(e))
+                    .unwrap_or(p);
+                let (ex, ey) = (q[0] - start[0], q[1] - start[1]);
                 let len = ex.hypot(ey);
-                if len > 1.0 {
+                if len > 8.0 {
                     let (ux, uy) = (ex / len, ey / len);
                     w.line(
-                        [p[0] + ux * 6.0, p[1] + uy * 6.0],
+                        [start[0] + ux * 6.0, start[1] + uy * 6.0],
                         [q[0] + ux * 8.0, q[1] + uy * 8.0],
                         "stroke-width=\"0.9\"",
                     );
@@ -668,6 +718,38 @@ fn draw_measurements(
     }
     w.close_group();
     records
+}
+
+/// The silhouette's outermost point towards an outside dimension line, on the column (or row)
+/// of `p` (input pixels); `None` when that column has no product.
+fn silhouette_edge(seg: &Segmentation, p: [f64; 2], placement: DimPlacement) -> Option<[f64; 2]> {
+    let (w, h) = seg.mask.dimensions();
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let cell = |v: f64, max: u32| ((v / seg.scale).floor().max(0.0) as u32).min(max - 1);
+    let on = |x: u32, y: u32| seg.mask.get_pixel(x, y)[0] > 0;
+    // A few pixels of slack: a measured end sits on the border, which rounding can miss.
+    let band = |c: u32, max: u32| c.saturating_sub(2)..=(c + 2).min(max - 1);
+    let to_input = |v: u32| (v as f64 + 0.5) * seg.scale;
+    match placement {
+        DimPlacement::Above(_) | DimPlacement::Below(_) => {
+            let cols = band(cell(p[0], w), w);
+            let mut rows = (0..h).filter(|&y| cols.clone().any(|x| on(x, y)));
+            let y = if matches!(placement, DimPlacement::Above(_)) {
+                rows.next()
+            } else {
+                rows.next_back()
+            }?;
+            Some([p[0], to_input(y)])
+        }
+        DimPlacement::Left(_) => {
+            let rows = band(cell(p[1], h), h);
+            let x = (0..w).find(|&x| rows.clone().any(|y| on(x, y)))?;
+            Some([to_input(x), p[1]])
+        }
+        DimPlacement::InPlace => None,
+    }
 }
 
 fn format_cm(cm: f64) -> String {
@@ -807,6 +889,29 @@ fn draw_callouts(
         }
     }
 
+    // Sorting by target height leaves crossings where targets share a height at different
+    // depths: swapping the two labels removes that crossing. Bounded, in case swaps cycle.
+    for _ in 0..plans.len() * plans.len() {
+        let mut swapped = false;
+        for i in 0..plans.len() {
+            for j in i + 1..plans.len() {
+                if plans[i].left == plans[j].left
+                    && (segments_cross(anchors[i], plans[i].target, anchors[j], plans[j].target)
+                        || grazes(anchors[i], plans[i].target, plans[j].target)
+                        || grazes(anchors[j], plans[j].target, plans[i].target))
+                {
+                    let y = anchors[i][1];
+                    anchors[i][1] = anchors[j][1];
+                    anchors[j][1] = y;
+                    swapped = true;
+                }
+            }
+        }
+        if !swapped {
+            break;
+        }
+    }
+
     let mut records = Vec::new();
     w.open_group(&format!(
         "id=\"callouts\" stroke=\"{CALLOUT_INK}\" fill=\"{CALLOUT_INK}\""
@@ -857,6 +962,32 @@ fn draw_callouts(
     }
     w.close_group();
     records
+}
+
+/// Whether the leader `from–to` passes within a few units of another callout's target dot,
+/// which would read as pointing there; only when the dot lies between the leader's ends.
+fn grazes(from: [f64; 2], to: [f64; 2], dot: [f64; 2]) -> bool {
+    let (dx, dy) = (to[0] - from[0], to[1] - from[1]);
+    let len2 = dx * dx + dy * dy;
+    if len2 == 0.0 {
+        return false;
+    }
+    let t = ((dot[0] - from[0]) * dx + (dot[1] - from[1]) * dy) / len2;
+    if !(0.02..0.98).contains(&t) {
+        return false;
+    }
+    let closest = [from[0] + dx * t, from[1] + dy * t];
+    dist(closest, dot) < 7.0
+}
+
+/// Whether segments `a1–a2` and `b1–b2` cross at a point inside both.
+fn segments_cross(a1: [f64; 2], a2: [f64; 2], b1: [f64; 2], b2: [f64; 2]) -> bool {
+    let orient = |p: [f64; 2], q: [f64; 2], r: [f64; 2]| {
+        (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    };
+    let (d1, d2) = (orient(b1, b2, a1), orient(b1, b2, a2));
+    let (d3, d4) = (orient(a1, a2, b1), orient(a1, a2, b2));
+    d1 * d2 < 0.0 && d3 * d4 < 0.0
 }
 
 /// Where a leader line points: the region's centre if it is on the product, else the product
@@ -943,7 +1074,7 @@ fn draw_title_block(w: &mut SvgWriter, analysis: &Analysis, tf: &PageTransform) 
         &format!("fill=\"none\" stroke=\"{INK}\" stroke-width=\"1.5\""),
     );
     // Column edges: title | category | view | scale | basis | generator.
-    let cols = [x0, 420.0, 640.0, 840.0, 1120.0, 1370.0, x1];
+    let cols = [x0, 400.0, 600.0, 770.0, 1020.0, 1310.0, x1];
     for x in &cols[1..cols.len() - 1] {
         w.line(
             [*x, y0],
@@ -964,7 +1095,7 @@ fn draw_title_block(w: &mut SvgWriter, analysis: &Analysis, tf: &PageTransform) 
     let value = |w: &mut SvgWriter, col: usize, text: &str| {
         w.text(
             [cols[col] + 14.0, y0 + 74.0],
-            24.0,
+            22.0,
             Anchor::Start,
             0.0,
             "",
@@ -1031,18 +1162,26 @@ fn draw_title_block(w: &mut SvgWriter, analysis: &Analysis, tf: &PageTransform) 
         value(w, 3, "not to scale");
     }
     caption(w, 4, "MEASUREMENT BASIS");
-    value(w, 4, &shorten(&analysis.measurements.scale.basis, 16));
-    let source = serde_json::to_value(analysis.measurements.scale.source)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default();
+    // "height=70cm (default for apparel)": the rule on the value line, its origin below.
+    let basis = analysis.measurements.scale.basis.as_str();
+    let (rule, origin) = match basis.split_once(" (") {
+        Some((rule, rest)) => (rule, rest.trim_end_matches(')').to_owned()),
+        None => (
+            basis,
+            serde_json::to_value(analysis.measurements.scale.source)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                .unwrap_or_default(),
+        ),
+    };
+    value(w, 4, &shorten(rule, 20));
     w.text(
         [cols[4] + 14.0, y0 + 104.0],
         14.0,
         Anchor::Start,
         0.0,
         "fill=\"#666666\"",
-        &source,
+        &shorten(&origin, 34),
     );
     caption(w, 5, "DRAWN BY");
     value(w, 5, SKETCH_GENERATOR);
@@ -1052,7 +1191,6 @@ fn draw_title_block(w: &mut SvgWriter, analysis: &Analysis, tf: &PageTransform) 
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
-    use std::path::PathBuf;
 
     use image::{Rgb, RgbImage};
     use techpack_model::ProductCategory;
@@ -1063,14 +1201,6 @@ mod tests {
         ANALYSIS_SCHEMA_VERSION, Confidence, DetailRegion, ImageInfo, MeasurementScale,
         Measurements, ProductRegion, ScaleSource,
     };
-
-    fn samples() -> PathBuf {
-        std::env::var_os("TECHPACK_SAMPLES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/products")
-            })
-    }
 
     fn encode_png(img: &RgbImage) -> Vec<u8> {
         let mut out = Vec::new();
@@ -1323,50 +1453,5 @@ mod tests {
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0].len(), 30);
         assert_eq!(chains[1].len(), 1);
-    }
-
-    /// Renders the sample photos; set `TECHPACK_SKETCH_OUT=dir` to write the files.
-    #[test]
-    fn sample_photos_sketch() {
-        let out = std::env::var_os("TECHPACK_SKETCH_OUT").map(PathBuf::from);
-        let cases = [
-            ("tshirt-black-front.jpg", ProductCategory::Apparel),
-            ("hoodie-black-front.jpg", ProductCategory::Apparel),
-            ("cap-red-side-grey.jpg", ProductCategory::Accessories),
-            ("tote-red-busy-background.jpg", ProductCategory::Bags),
-            ("polo-red-front.jpg", ProductCategory::Apparel),
-            ("hoodie-zip-grey-front.jpg", ProductCategory::Apparel),
-        ];
-        for (name, category) in cases {
-            let path = samples().join(name);
-            let Ok(bytes) = std::fs::read(&path) else {
-                eprintln!("skipping {}: not found", path.display());
-                continue;
-            };
-            let (seg, _, sketch) = sketch_of(&bytes, category);
-            if let Some(dir) = std::env::var_os("TECHPACK_SKETCH_DEBUG") {
-                let stem = name.trim_end_matches(".jpg");
-                seg.working
-                    .save(PathBuf::from(&dir).join(format!("{stem}.working.png")))
-                    .unwrap();
-            }
-            usvg::Tree::from_str(&sketch.svg, &usvg::Options::default()).unwrap();
-            assert!(!sketch.svg.contains("<image"));
-            assert!(
-                sketch.data["interior_paths"].as_u64().unwrap() > 0,
-                "{name}: no interior lines"
-            );
-            if let Some(dir) = &out {
-                std::fs::create_dir_all(dir).unwrap();
-                let stem = name.trim_end_matches(".jpg");
-                std::fs::write(dir.join(format!("{stem}.svg")), &sketch.svg).unwrap();
-                std::fs::write(dir.join(format!("{stem}.png")), &sketch.png).unwrap();
-                std::fs::write(
-                    dir.join(format!("{stem}.json")),
-                    serde_json::to_string_pretty(&sketch.data).unwrap(),
-                )
-                .unwrap();
-            }
-        }
     }
 }
