@@ -1,1 +1,83 @@
-fn main() {}
+//! `techpack`: make complete product tech packs from photos, and browse, version and manage
+//! the stored files. Runs on the embedded defaults (a SQLite file and blobs in a local folder)
+//! with no setup, or on PostgreSQL and S3 in production.
+
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::GlobalOptions;
+
+/// Make, version and manage product tech packs.
+#[derive(Debug, Parser)]
+#[command(name = "techpack", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply, inspect, verify or roll back the database schema.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Stored tech files: list, show, versions, restore, archive, status.
+    #[command(subcommand)]
+    Files(commands::files::FilesCommand),
+    /// Collections of files (e.g. complete tech packs).
+    #[command(subcommand)]
+    Collections(commands::collections::CollectionsCommand),
+    /// Files, credits and counts of one product.
+    Stats(commands::stats::StatsArgs),
+    /// The monitoring report: recent files, credits by product, collection completion.
+    Report,
+    /// Make a complete tech pack from product photos (analyses, close-ups, sketches).
+    Generate(commands::generate::GenerateArgs),
+    /// Read back a tech pack (by collection or product) or export it to a folder.
+    #[command(subcommand)]
+    Pack(commands::pack::PackCommand),
+    /// The legacy `revision_vision_analysis` table: backfill tech files from it.
+    #[command(subcommand)]
+    Legacy(commands::legacy::LegacyCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // One process-wide TLS provider: two linked providers make some TLS paths panic.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = run(cli).await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            output::print_error(&error, json);
+            ExitCode::from(output::exit_code(&error))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let context = context::Context::new(cli.global)?;
+    match cli.command {
+        Command::Migrate(args) => commands::migrate::run(&context, args).await,
+        Command::Files(command) => commands::files::run(&context, command).await,
+        Command::Collections(command) => commands::collections::run(&context, command).await,
+        Command::Stats(args) => commands::stats::run(&context, args).await,
+        Command::Report => commands::stats::report(&context).await,
+        Command::Generate(args) => commands::generate::run(&context, args).await,
+        Command::Pack(command) => commands::pack::run(&context, command).await,
+        Command::Legacy(command) => commands::legacy::run(&context, command).await,
+    }
+}

@@ -35,7 +35,9 @@ impl GenerateError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            GenerateError::RateLimited { .. } | GenerateError::TimedOut(_) | GenerateError::Upstream { .. }
+            GenerateError::RateLimited { .. }
+                | GenerateError::TimedOut(_)
+                | GenerateError::Upstream { .. }
         )
     }
 

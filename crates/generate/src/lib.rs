@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use techpack_model::ProductCategory;
 
 pub use analysis::{
-    Analysis, ColorShare, Confidence, DetailRegion, ImageInfo, Measurement, MeasurementScale,
-    Measurements, ProductRegion, ScaleSource, ANALYSIS_SCHEMA_VERSION,
+    ANALYSIS_SCHEMA_VERSION, Analysis, ColorShare, Confidence, DetailRegion, ImageInfo,
+    Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource,
 };
 pub use error::GenerateError;
 
@@ -98,7 +98,11 @@ pub struct CreditCosts {
 
 impl Default for CreditCosts {
     fn default() -> Self {
-        Self { analysis: 1, closeup: 1, sketch: 1 }
+        Self {
+            analysis: 1,
+            closeup: 1,
+            sketch: 1,
+        }
     }
 }
 
@@ -130,5 +134,9 @@ pub trait Provider: Send + Sync {
     ) -> Result<Generated<Closeup>, GenerateError>;
 
     /// Makes a technical sketch with callouts and dimension lines.
-    async fn sketch(&self, photo: &ViewPhoto, analysis: &Analysis) -> Result<Generated<Sketch>, GenerateError>;
+    async fn sketch(
+        &self,
+        photo: &ViewPhoto,
+        analysis: &Analysis,
+    ) -> Result<Generated<Sketch>, GenerateError>;
 }

@@ -15,9 +15,12 @@ mod url;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use techpack_model::{
     Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
     FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile,
@@ -119,7 +122,61 @@ pub trait TechFileStore: Send + Sync + 'static {
     ) -> StoreResult<Option<LegacyAnalysis>>;
     /// Legacy rows in creation order, after the given id (for paging a backfill).
     async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>>;
+
+    /// Every blob key that rows refer to — `tech_files.file_url` of any status and the legacy
+    /// `revision_vision_analysis.image_url` — with how they refer to it, in key order after
+    /// `after`, at most `limit` keys. Cleanup pages through this to decide what is unreferenced.
+    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>>;
+    /// Reads the references of `key` and runs `action` with them while no row can be inserted
+    /// or changed in `tech_files` or `revision_vision_analysis` (PostgreSQL: a `SHARE` lock on
+    /// both tables for one transaction; SQLite: the write lock of `BEGIN IMMEDIATE`). Cleanup
+    /// deletes a blob inside `action`, so a row that points at the key either committed before
+    /// (and `action` sees it) or commits after the delete (and its writer can see the blob is
+    /// gone and store it again). Keep `action` short: writers wait for it.
+    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()>;
+    /// The non-archived rows that point at a blob (`file_url` set), any version, in id order
+    /// after `after`, at most `limit`: what `fsck` verifies.
+    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>>;
 }
+
+/// How the rows of the store refer to one blob key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BlobReferences {
+    /// The blob key (`file_url` / `image_url`).
+    pub key: String,
+    /// `tech_files` rows that point at it and are not archived.
+    pub live_rows: i64,
+    /// `tech_files` rows that point at it and are archived.
+    pub archived_rows: i64,
+    /// The latest `updated_at` among the archived rows: when the key was last archived.
+    pub last_archived_at: Option<DateTime<Utc>>,
+    /// Legacy `revision_vision_analysis` rows whose `image_url` is the key.
+    pub legacy_rows: i64,
+}
+
+impl BlobReferences {
+    /// A key no row refers to.
+    pub fn none(key: &str) -> Self {
+        Self { key: key.to_owned(), live_rows: 0, archived_rows: 0, last_archived_at: None, legacy_rows: 0 }
+    }
+
+    /// No row refers to the key at all.
+    pub fn is_unreferenced(&self) -> bool {
+        self.live_rows == 0 && self.archived_rows == 0 && self.legacy_rows == 0
+    }
+
+    /// Only archived rows refer to the key, and all were archived before `cutoff`.
+    pub fn only_archived_before(&self, cutoff: DateTime<Utc>) -> bool {
+        self.live_rows == 0
+            && self.legacy_rows == 0
+            && self.archived_rows > 0
+            && self.last_archived_at.is_some_and(|archived| archived < cutoff)
+    }
+}
+
+/// The action [`TechFileStore::with_blob_key_locked`] runs with the key's references.
+pub type LockedBlobAction<'a> =
+    Box<dyn FnOnce(BlobReferences) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> + Send + 'a>;
 
 /// Opens the store a URL names (see [`DatabaseTarget`]). Does not migrate.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn TechFileStore>> {

@@ -21,7 +21,7 @@ use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
-use crate::{StoreError, StoreResult, TechFileStore};
+use crate::{BlobReferences, LockedBlobAction, StoreError, StoreResult, TechFileStore};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -575,6 +575,50 @@ impl TechFileStore for PostgresStore {
     async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>> {
         self.read(principal, sql::legacy_page(D, principal, after, limit)).await
     }
+
+    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>> {
+        let mut tx = self.begin(principal).await?;
+        let found = blob_references(&mut tx, sql::blob_references(D, principal, after, None, limit)).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()> {
+        let mut tx = self.begin(principal).await?;
+        // SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE takes, so writers of
+        // either table wait until this transaction ends; one statement takes both locks in a
+        // fixed order. The timeout turns a long wait (or a deadlock with a writer) into an
+        // error for this key instead of a stalled cleanup.
+        sqlx::query("SELECT set_config('lock_timeout', '10s', true)").execute(&mut *tx).await?;
+        sqlx::query("LOCK TABLE public.tech_files, public.revision_vision_analysis IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let references = blob_references(&mut tx, sql::blob_references(D, principal, None, Some(key), 1))
+            .await?
+            .pop()
+            .unwrap_or_else(|| BlobReferences::none(key));
+        action(references).await;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>> {
+        self.read(principal, sql::files_with_blobs(D, principal, after, limit)).await
+    }
+}
+
+async fn blob_references(conn: &mut PgConnection, query: Query) -> StoreResult<Vec<BlobReferences>> {
+    let rows = bound(query).fetch_all(&mut *conn).await?;
+    Ok(tuples::<(String, i64, i64, Option<chrono::DateTime<Utc>>, i64)>(&rows)?
+        .into_iter()
+        .map(|(key, live_rows, archived_rows, last_archived_at, legacy_rows)| BlobReferences {
+            key,
+            live_rows,
+            archived_rows,
+            last_archived_at,
+            legacy_rows,
+        })
+        .collect())
 }
 
 /// The PostgreSQL migrations, for test databases made from a migrated template.

@@ -338,3 +338,55 @@ pub(crate) fn legacy_page(dialect: Dialect, principal: Principal, after: Option<
     q.push(" ORDER BY t.created_at, t.id LIMIT ").bind(Bind::Int(i64::from(limit.clamp(1, techpack_model::MAX_PAGE_SIZE))));
     q
 }
+
+/// The references of blob keys: one row per key — (key, live rows, archived rows, last
+/// archive time, legacy rows) — in key order, after `after` or of exactly `key`.
+pub(crate) fn blob_references(
+    dialect: Dialect,
+    principal: Principal,
+    after: Option<&str>,
+    key: Option<&str>,
+    limit: u32,
+) -> Query {
+    let mut q = Query::new(dialect);
+    q.push(
+        "SELECT r.blob_key, CAST(sum(r.live) AS BIGINT), CAST(sum(r.archived) AS BIGINT), max(r.archived_at), \
+         CAST(sum(r.legacy) AS BIGINT) FROM (SELECT t.file_url AS blob_key, \
+         CASE WHEN t.status <> 'archived' THEN 1 ELSE 0 END AS live, \
+         CASE WHEN t.status = 'archived' THEN 1 ELSE 0 END AS archived, \
+         CASE WHEN t.status = 'archived' THEN t.updated_at END AS archived_at, 0 AS legacy FROM ",
+    );
+    q.table(Table::Files, "t").push(" WHERE t.file_url IS NOT NULL");
+    q.scope("t", principal);
+    blob_key_condition(&mut q, "t.file_url", after, key);
+    q.push(" UNION ALL SELECT l.image_url, 0, 0, NULL, 1 FROM ");
+    q.table(Table::Legacy, "l").push(" WHERE l.image_url IS NOT NULL");
+    q.scope("l", principal);
+    blob_key_condition(&mut q, "l.image_url", after, key);
+    q.push(") AS r GROUP BY r.blob_key ORDER BY r.blob_key LIMIT ")
+        .bind(Bind::Int(i64::from(limit.max(1))));
+    q
+}
+
+fn blob_key_condition(q: &mut Query, column: &str, after: Option<&str>, key: Option<&str>) {
+    if let Some(after) = after {
+        q.push(&format!(" AND {column} > ")).bind(Bind::Text(after.into()));
+    }
+    if let Some(key) = key {
+        q.push(&format!(" AND {column} = ")).bind(Bind::Text(key.into()));
+    }
+}
+
+/// Non-archived rows with a blob, in id order after `after`.
+pub(crate) fn files_with_blobs(dialect: Dialect, principal: Principal, after: Option<Uuid>, limit: u32) -> Query {
+    let mut q = Query::new(dialect);
+    q.select_docs(Table::Files, "t").push(" WHERE t.file_url IS NOT NULL AND t.status <> 'archived'");
+    q.scope("t", principal);
+    if let Some(after) = after {
+        // SQLite keeps ids as text; comparing the canonical lower-case strings orders them
+        // the same way as PostgreSQL's uuid comparison.
+        q.push(" AND t.id > ").bind(Bind::Uuid(after));
+    }
+    q.push(" ORDER BY t.id LIMIT ").bind(Bind::Int(i64::from(limit.max(1))));
+    q
+}

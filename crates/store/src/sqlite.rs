@@ -22,7 +22,7 @@ use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
-use crate::{StoreError, StoreResult, TechFileStore};
+use crate::{BlobReferences, LockedBlobAction, StoreError, StoreResult, TechFileStore};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -558,6 +558,45 @@ impl TechFileStore for SqliteStore {
     async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>> {
         self.docs(sql::legacy_page(D, principal, after, limit)).await
     }
+
+    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>> {
+        let mut conn = self.pool.acquire().await?;
+        blob_references(&mut conn, sql::blob_references(D, principal, after, None, limit)).await
+    }
+
+    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()> {
+        // BEGIN IMMEDIATE takes the database's single write lock: no row can be written until
+        // the action has run and the transaction ends.
+        let mut tx = self.write_tx().await?;
+        let references = blob_references(&mut tx, sql::blob_references(D, principal, None, Some(key), 1))
+            .await?
+            .pop()
+            .unwrap_or_else(|| BlobReferences::none(key));
+        action(references).await;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>> {
+        self.docs(sql::files_with_blobs(D, principal, after, limit)).await
+    }
+}
+
+async fn blob_references(conn: &mut SqliteConnection, query: Query) -> StoreResult<Vec<BlobReferences>> {
+    let rows = bound(query).fetch_all(&mut *conn).await?;
+    tuples::<(String, i64, i64, Option<String>, i64)>(&rows)?
+        .into_iter()
+        .map(|(key, live_rows, archived_rows, archived_at, legacy_rows)| {
+            let last_archived_at = archived_at
+                .map(|text| {
+                    chrono::DateTime::parse_from_rfc3339(&text)
+                        .map(|time| time.with_timezone(&Utc))
+                        .map_err(|error| StoreError::Corrupt(format!("updated_at {text}: {error}")))
+                })
+                .transpose()?;
+            Ok(BlobReferences { key, live_rows, archived_rows, last_archived_at, legacy_rows })
+        })
+        .collect()
 }
 
 pub(crate) fn migration_infos_for(migrator: &Migrator, applied: &[i64]) -> Vec<MigrationInfo> {

@@ -632,6 +632,11 @@ async fn legacy_analyses_round_trip(store: Arc<dyn TechFileStore>) {
 
 async fn migrations_go_down_and_up_again_and_verify(store: Arc<dyn TechFileStore>) {
     assert!(store.verify_schema().await.unwrap().is_complete());
+    // Rollback works with data in place, versions referencing their parents included.
+    let owner = user();
+    let me = Principal::User(owner);
+    let v1 = store.create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
+    store.create_tech_file_version(me, v1.id, FileChanges::default()).await.unwrap();
     assert!(store.migrate_up().await.unwrap().is_empty(), "applying twice is a no-op");
     assert!(store.migration_status().await.unwrap().iter().all(|m| m.applied));
     let reverted = store.migrate_down().await.unwrap();
@@ -641,6 +646,5 @@ async fn migrations_go_down_and_up_again_and_verify(store: Arc<dyn TechFileStore
     assert!(store.migration_status().await.unwrap().iter().all(|m| !m.applied));
     assert!(!store.migrate_up().await.unwrap().is_empty());
     assert!(store.verify_schema().await.unwrap().is_complete());
-    let owner = user();
     store.create_tech_file(Principal::User(owner), new_file(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
 }

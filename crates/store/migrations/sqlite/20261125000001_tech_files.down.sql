@@ -1,4 +1,6 @@
--- techpack rollback: drops techpack's own objects only.
+-- techpack rollback: drops techpack's own objects only. Foreign keys are checked at commit, when
+-- every row is gone: DROP TABLE deletes row by row, and a version row may go before its parent.
+PRAGMA defer_foreign_keys = ON;
 DROP TRIGGER IF EXISTS revision_vision_analysis_touch_updated_at;
 DROP TRIGGER IF EXISTS tech_file_collections_touch_updated_at;
 DROP TRIGGER IF EXISTS tech_file_collection_items_after_delete;

@@ -1,0 +1,89 @@
+//! `techpack pack show` (the seed's getExistingTechPack) and `techpack pack export`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use techpack_blobs::{BlobStore, BlobStoreOptions};
+use techpack_pipeline::{export_tech_pack, find_tech_pack};
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::output::{or_dash, print_json, print_table};
+
+/// `techpack pack …`
+#[derive(Debug, Subcommand)]
+pub enum PackCommand {
+    /// A tech pack with its files by section: a collection id, or a product (UUID or name)
+    /// for its newest pack.
+    Show {
+        /// Collection id, product id or product name.
+        reference: String,
+    },
+    /// Writes a pack's files to a folder with readable names, plus its manifest.
+    Export {
+        /// The pack's collection id.
+        collection: Uuid,
+        /// The folder to write (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+/// Runs `techpack pack`.
+pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> {
+    let store = context.store().await?;
+    match command {
+        PackCommand::Show { reference } => {
+            // A UUID is tried as a collection first, then as a product; a name is a product.
+            let id = super::files::product_id(context, &reference);
+            let pack = find_tech_pack(store.as_ref(), context.principal(), id).await?;
+            if context.json {
+                return print_json(&pack);
+            }
+            let c = &pack.collection;
+            println!("{} — {} ({})", c.name, c.id, c.collection_type);
+            println!(
+                "product {}  status {}  {}% complete  {} credit(s)  batch {}",
+                c.product_idea_id,
+                c.status,
+                c.completion_percentage,
+                c.total_credits,
+                or_dash(c.generation_batch_id)
+            );
+            let rows: Vec<Vec<String>> = pack
+                .items
+                .iter()
+                .map(|(item, file)| {
+                    vec![
+                        or_dash(item.section.clone()),
+                        or_dash(file.view_type.clone()),
+                        file.file_type.to_string(),
+                        or_dash(file.file_category.clone()),
+                        format!("v{}", file.version),
+                        file.status.to_string(),
+                        file.credits_used.to_string(),
+                        file.id.to_string(),
+                        or_dash(file.error_message.clone()),
+                    ]
+                })
+                .collect();
+            print_table(&["SECTION", "VIEW", "TYPE", "SHOT", "VERSION", "STATUS", "CREDITS", "FILE", "ERROR"], &rows);
+            Ok(())
+        }
+        PackCommand::Export { collection, output } => {
+            let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())?;
+            let report = export_tech_pack(store.as_ref(), &blobs, context.principal(), collection, &output).await?;
+            if context.json {
+                return print_json(&report);
+            }
+            for file in &report.files {
+                println!("{}", output.join(&file.path).display());
+            }
+            println!("{} file(s) written to {}", report.files.len(), output.display());
+            if !report.skipped.is_empty() {
+                println!("{} file(s) of the pack have no content (failed or processing)", report.skipped.len());
+            }
+            Ok(())
+        }
+    }
+}
