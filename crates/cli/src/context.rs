@@ -5,15 +5,20 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use techpack_model::{Principal, LOCAL_USER_ID};
-use techpack_store::{open_store, Backend, DatabaseTarget, TechFileStore};
+use techpack_model::{LOCAL_USER_ID, Principal};
+use techpack_store::{Backend, DatabaseTarget, TechFileStore, open_store};
 use uuid::Uuid;
 
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
     /// Folder for the embedded database and blobs.
-    #[arg(long, global = true, env = "TECHPACK_DATA_DIR", default_value = "techpack-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TECHPACK_DATA_DIR",
+        default_value = "techpack-data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL: sqlite://PATH or postgres://… (default: techpack.db in the data folder).
     #[arg(long, global = true, env = "DATABASE_URL")]
@@ -55,13 +60,21 @@ impl Context {
             let blobs = absolute(&data_dir.join("blobs"));
             format!("file://{}", blobs.display())
         });
-        Ok(Self { database_url, storage_url, user_id: options.user.unwrap_or(LOCAL_USER_ID), json: options.json })
+        Ok(Self {
+            database_url,
+            storage_url,
+            user_id: options.user.unwrap_or(LOCAL_USER_ID),
+            json: options.json,
+        })
     }
 
     /// The blob store the storage URL names.
     pub fn blob_store(&self) -> anyhow::Result<techpack_blobs::BlobStore> {
-        techpack_blobs::BlobStore::from_url(&self.storage_url, techpack_blobs::BlobStoreOptions::default())
-            .with_context(|| format!("opening the blob storage {}", self.storage_url))
+        techpack_blobs::BlobStore::from_url(
+            &self.storage_url,
+            techpack_blobs::BlobStoreOptions::default(),
+        )
+        .with_context(|| format!("opening the blob storage {}", self.storage_url))
     }
 
     /// The acting principal.
@@ -71,7 +84,9 @@ impl Context {
 
     /// The store, without touching the schema (for `migrate`).
     pub async fn raw_store(&self) -> anyhow::Result<Arc<dyn TechFileStore>> {
-        open_store(&self.database_url).await.with_context(|| format!("opening the database {}", redact(&self.database_url)))
+        open_store(&self.database_url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&self.database_url)))
     }
 
     /// The store, ready to use: the embedded SQLite database migrates itself; a PostgreSQL
@@ -81,10 +96,18 @@ impl Context {
         let store = self.raw_store().await?;
         match store.backend() {
             Backend::Sqlite => {
-                store.migrate_up().await.context("migrating the embedded database")?;
+                store
+                    .migrate_up()
+                    .await
+                    .context("migrating the embedded database")?;
             }
             Backend::Postgres => {
-                let pending: Vec<_> = store.migration_status().await?.into_iter().filter(|m| !m.applied).collect();
+                let pending: Vec<_> = store
+                    .migration_status()
+                    .await?
+                    .into_iter()
+                    .filter(|m| !m.applied)
+                    .collect();
                 if !pending.is_empty() {
                     anyhow::bail!(
                         "the database has {} pending migration(s): run `techpack migrate` first",

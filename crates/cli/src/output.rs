@@ -44,7 +44,12 @@ pub fn error_code(error: &anyhow::Error) -> &'static str {
 /// Exit status: 2 for the caller's mistakes (bad input, not found, conflict), 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<StoreError>() {
-        Some(StoreError::Invalid(_) | StoreError::NotFound { .. } | StoreError::Conflict(_) | StoreError::Forbidden(_)) => 2,
+        Some(
+            StoreError::Invalid(_)
+            | StoreError::NotFound { .. }
+            | StoreError::Conflict(_)
+            | StoreError::Forbidden(_),
+        ) => 2,
         _ => 1,
     }
 }
@@ -53,7 +58,10 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 pub fn print_error(error: &anyhow::Error, json: bool) {
     let message = format!("{error:#}");
     if json {
-        eprintln!("{}", serde_json::json!({ "error": { "code": error_code(error), "message": message } }));
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": { "code": error_code(error), "message": message } })
+        );
     } else {
         eprintln!("error: {message}");
     }

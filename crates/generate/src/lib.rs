@@ -9,6 +9,7 @@ mod analysis;
 mod error;
 pub mod local;
 pub mod openai;
+mod select;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub use analysis::{
     Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource,
 };
 pub use error::GenerateError;
+pub use select::{ProviderKind, ProviderSetupError, build_provider};
 
 /// One view of a product: the photo's bytes and what it shows.
 #[derive(Debug, Clone)]

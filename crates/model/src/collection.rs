@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::file::TechFile;
 use crate::kinds::{CollectionStatus, CollectionType};
-use crate::validation::{check_json_object, check_long_text, check_short_text, ValidationError};
+use crate::validation::{ValidationError, check_json_object, check_long_text, check_short_text};
 
 /// A group of files with its generation progress and the credits its files cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,12 @@ pub struct NewCollection {
 
 impl NewCollection {
     /// A collection with no description, batch or metadata.
-    pub fn new(user_id: Uuid, product_idea_id: Uuid, name: impl Into<String>, collection_type: CollectionType) -> Self {
+    pub fn new(
+        user_id: Uuid,
+        product_idea_id: Uuid,
+        name: impl Into<String>,
+        collection_type: CollectionType,
+    ) -> Self {
         Self {
             user_id,
             product_idea_id,
@@ -122,7 +127,10 @@ impl CollectionItemInput {
         if let Some(order) = self.display_order
             && order < 0
         {
-            return Err(ValidationError::new("display_order", "must not be negative"));
+            return Err(ValidationError::new(
+                "display_order",
+                "must not be negative",
+            ));
         }
         check_short_text("section", self.section.as_deref())
     }
@@ -152,7 +160,10 @@ impl CollectionProgress {
         if !(0..=100).contains(&self.completion_percentage) {
             return Err(ValidationError::new(
                 "completion_percentage",
-                format!("must be between 0 and 100 (got {})", self.completion_percentage),
+                format!(
+                    "must be between 0 and 100 (got {})",
+                    self.completion_percentage
+                ),
             ));
         }
         Ok(())

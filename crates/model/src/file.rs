@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::kinds::{FileStatus, FileType};
 use crate::validation::{
-    check_credits, check_json_object, check_long_text, check_non_negative, check_score,
-    check_sha256, check_short_text, check_url, ValidationError, MAX_PAGE_SIZE,
+    MAX_PAGE_SIZE, ValidationError, check_credits, check_json_object, check_long_text,
+    check_non_negative, check_score, check_sha256, check_short_text, check_url,
 };
 
 /// One stored version of a tech file.
@@ -169,7 +169,10 @@ impl NewTechFile {
         check_score("quality_score", self.quality_score)?;
         check_long_text("error_message", self.error_message.as_deref())?;
         if self.status == FileStatus::Archived {
-            return Err(ValidationError::new("status", "a new file cannot start archived"));
+            return Err(ValidationError::new(
+                "status",
+                "a new file cannot start archived",
+            ));
         }
         Ok(())
     }
@@ -258,15 +261,30 @@ impl FileChanges {
             user_id: parent.user_id,
             file_type: parent.file_type,
             view_type: self.view_type.clone().or_else(|| parent.view_type.clone()),
-            file_category: self.file_category.clone().or_else(|| parent.file_category.clone()),
+            file_category: self
+                .file_category
+                .clone()
+                .or_else(|| parent.file_category.clone()),
             file_url: self.file_url.clone().or_else(|| parent.file_url.clone()),
-            content_sha256: self.content_sha256.clone().or_else(|| parent.content_sha256.clone()),
+            content_sha256: self
+                .content_sha256
+                .clone()
+                .or_else(|| parent.content_sha256.clone()),
             content_size: self.content_size.or(parent.content_size),
             mime_type: self.mime_type.clone().or_else(|| parent.mime_type.clone()),
-            analysis_data: self.analysis_data.clone().unwrap_or_else(|| parent.analysis_data.clone()),
-            metadata: self.metadata.clone().unwrap_or_else(|| parent.metadata.clone()),
+            analysis_data: self
+                .analysis_data
+                .clone()
+                .unwrap_or_else(|| parent.analysis_data.clone()),
+            metadata: self
+                .metadata
+                .clone()
+                .unwrap_or_else(|| parent.metadata.clone()),
             ai_model: self.ai_model.clone().or_else(|| parent.ai_model.clone()),
-            generation_prompt: self.generation_prompt.clone().or_else(|| parent.generation_prompt.clone()),
+            generation_prompt: self
+                .generation_prompt
+                .clone()
+                .or_else(|| parent.generation_prompt.clone()),
             generation_batch_id: self.generation_batch_id.or(parent.generation_batch_id),
             idempotency_key: self.idempotency_key.clone(),
             credits_used: self.credits_used.unwrap_or(0),
@@ -274,7 +292,9 @@ impl FileChanges {
             quality_score: self.quality_score.or(parent.quality_score),
             status,
             error_message: if status == FileStatus::Failed {
-                self.error_message.clone().or_else(|| parent.error_message.clone())
+                self.error_message
+                    .clone()
+                    .or_else(|| parent.error_message.clone())
             } else {
                 self.error_message.clone()
             },
@@ -318,12 +338,21 @@ pub struct FileCursor {
 impl FileCursor {
     /// The cursor as one opaque token for command lines and URLs.
     pub fn to_token(&self) -> String {
-        format!("{}_{}", self.created_at.timestamp_micros(), self.id.simple())
+        format!(
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
     }
 
     /// Parses a token made by [`FileCursor::to_token`].
     pub fn from_token(token: &str) -> Result<Self, ValidationError> {
-        let invalid = || ValidationError::new("cursor", "must be a token returned as `next` by a previous page");
+        let invalid = || {
+            ValidationError::new(
+                "cursor",
+                "must be a token returned as `next` by a previous page",
+            )
+        };
         let (micros, id) = token.split_once('_').ok_or_else(invalid)?;
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
         Ok(Self {
@@ -408,8 +437,14 @@ mod tests {
 
     #[test]
     fn cursor_tokens_round_trip() {
-        let cursor = FileCursor { created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::new_v4() };
+        let cursor = FileCursor {
+            created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: Uuid::new_v4(),
+        };
         assert_eq!(FileCursor::from_token(&cursor.to_token()).unwrap(), cursor);
-        assert_eq!(FileCursor::from_token("nonsense").unwrap_err().field, "cursor");
+        assert_eq!(
+            FileCursor::from_token("nonsense").unwrap_err().field,
+            "cursor"
+        );
     }
 }

@@ -38,8 +38,14 @@ mod tests {
     fn names_map_to_stable_ids_per_user() {
         let a = Uuid::new_v4();
         let b = Uuid::new_v4();
-        assert_eq!(product_id_from_name(a, "parka"), product_id_from_name(a, "parka"));
-        assert_ne!(product_id_from_name(a, "parka"), product_id_from_name(b, "parka"));
+        assert_eq!(
+            product_id_from_name(a, "parka"),
+            product_id_from_name(a, "parka")
+        );
+        assert_ne!(
+            product_id_from_name(a, "parka"),
+            product_id_from_name(b, "parka")
+        );
         let explicit = Uuid::new_v4();
         assert_eq!(product_id_from_name(a, &explicit.to_string()), explicit);
     }

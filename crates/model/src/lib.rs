@@ -10,11 +10,13 @@ mod report;
 mod validation;
 
 pub use collection::{
-    Collection, CollectionItem, CollectionItemInput, CollectionWithFiles, NewCollection,
-    CollectionProgress,
+    Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
+    NewCollection,
 };
-pub use file::{FileChanges, FileCursor, FileFilter, FilePage, NewTechFile, TechFile, TechFileVersion};
-pub use ids::{product_id_from_name, revision_id_from_name, LOCAL_USER_ID};
+pub use file::{
+    FileChanges, FileCursor, FileFilter, FilePage, NewTechFile, TechFile, TechFileVersion,
+};
+pub use ids::{LOCAL_USER_ID, product_id_from_name, revision_id_from_name};
 pub use kinds::{
     CollectionStatus, CollectionType, FileStatus, FileType, ProductCategory, UnknownVariant,
 };
@@ -22,4 +24,4 @@ pub use principal::Principal;
 pub use report::{
     CollectionCompletionRow, MonitoringReport, ProductCreditsRow, ProductStats, RecentFilesRow,
 };
-pub use validation::{ValidationError, MAX_JSON_BYTES, MAX_TEXT_BYTES, MAX_PAGE_SIZE};
+pub use validation::{MAX_JSON_BYTES, MAX_PAGE_SIZE, MAX_TEXT_BYTES, ValidationError};

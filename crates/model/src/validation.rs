@@ -30,11 +30,17 @@ pub struct ValidationError {
 impl ValidationError {
     /// A rule broken by `field`.
     pub fn new(field: &'static str, rule: impl Into<String>) -> Self {
-        Self { field, rule: rule.into() }
+        Self {
+            field,
+            rule: rule.into(),
+        }
     }
 }
 
-pub(crate) fn check_short_text(field: &'static str, value: Option<&str>) -> Result<(), ValidationError> {
+pub(crate) fn check_short_text(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<(), ValidationError> {
     if let Some(value) = value {
         if value.trim().is_empty() {
             return Err(ValidationError::new(field, "must not be empty when given"));
@@ -49,13 +55,19 @@ pub(crate) fn check_short_text(field: &'static str, value: Option<&str>) -> Resu
     Ok(())
 }
 
-pub(crate) fn check_long_text(field: &'static str, value: Option<&str>) -> Result<(), ValidationError> {
+pub(crate) fn check_long_text(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<(), ValidationError> {
     if let Some(value) = value
         && value.len() > MAX_TEXT_BYTES
     {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {MAX_TEXT_BYTES} bytes (got {})", value.len()),
+            format!(
+                "must be at most {MAX_TEXT_BYTES} bytes (got {})",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -70,7 +82,10 @@ pub(crate) fn check_url(field: &'static str, value: Option<&str>) -> Result<(), 
             ));
         }
         if value.chars().count() > MAX_URL_CHARS {
-            return Err(ValidationError::new(field, format!("must be at most {MAX_URL_CHARS} characters")));
+            return Err(ValidationError::new(
+                field,
+                format!("must be at most {MAX_URL_CHARS} characters"),
+            ));
         }
     }
     Ok(())
@@ -80,11 +95,15 @@ pub(crate) fn check_json_object(field: &'static str, value: &Value) -> Result<()
     if !value.is_object() {
         return Err(ValidationError::new(field, "must be a JSON object"));
     }
-    let size = serde_json::to_vec(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_JSON_BYTES {
         return Err(ValidationError::new(
             field,
-            format!("must serialize to at most {MAX_JSON_BYTES} bytes (got {size}); store large data as a blob"),
+            format!(
+                "must serialize to at most {MAX_JSON_BYTES} bytes (got {size}); store large data as a blob"
+            ),
         ));
     }
     Ok(())
@@ -92,7 +111,10 @@ pub(crate) fn check_json_object(field: &'static str, value: &Value) -> Result<()
 
 pub(crate) fn check_credits(field: &'static str, value: i64) -> Result<(), ValidationError> {
     if !(0..=MAX_CREDITS).contains(&value) {
-        return Err(ValidationError::new(field, format!("must be between 0 and {MAX_CREDITS} (got {value})")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be between 0 and {MAX_CREDITS} (got {value})"),
+        ));
     }
     Ok(())
 }
@@ -101,25 +123,43 @@ pub(crate) fn check_score(field: &'static str, value: Option<f64>) -> Result<(),
     if let Some(value) = value
         && !(value.is_finite() && (0.0..=1.0).contains(&value))
     {
-        return Err(ValidationError::new(field, format!("must be between 0 and 1 (got {value})")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be between 0 and 1 (got {value})"),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_sha256(field: &'static str, value: Option<&str>) -> Result<(), ValidationError> {
+pub(crate) fn check_sha256(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<(), ValidationError> {
     if let Some(value) = value
-        && !(value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && !(value.len() == 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     {
-        return Err(ValidationError::new(field, "must be 64 lowercase hexadecimal digits"));
+        return Err(ValidationError::new(
+            field,
+            "must be 64 lowercase hexadecimal digits",
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_non_negative(field: &'static str, value: Option<i64>) -> Result<(), ValidationError> {
+pub(crate) fn check_non_negative(
+    field: &'static str,
+    value: Option<i64>,
+) -> Result<(), ValidationError> {
     if let Some(value) = value
         && value < 0
     {
-        return Err(ValidationError::new(field, format!("must not be negative (got {value})")));
+        return Err(ValidationError::new(
+            field,
+            format!("must not be negative (got {value})"),
+        ));
     }
     Ok(())
 }

@@ -58,7 +58,10 @@ impl StoreError {
     }
 
     pub(crate) fn not_found(entity: &'static str, id: impl ToString) -> Self {
-        StoreError::NotFound { entity, id: id.to_string() }
+        StoreError::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -94,14 +97,22 @@ pub(crate) fn map_db_error(error: sqlx::Error) -> StoreError {
         }
         _ => {}
     }
-    let constraint = db.constraint().map(str::to_owned).unwrap_or_else(|| message.clone());
+    let constraint = db
+        .constraint()
+        .map(str::to_owned)
+        .unwrap_or_else(|| message.clone());
     match db.kind() {
         sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict(format!(
             "another write got there first ({constraint}); read again and retry"
         )),
-        sqlx::error::ErrorKind::ForeignKeyViolation => StoreError::not_found("referenced row", constraint),
+        sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::not_found("referenced row", constraint)
+        }
         sqlx::error::ErrorKind::CheckViolation | sqlx::error::ErrorKind::NotNullViolation => {
-            StoreError::Invalid(ValidationError::new("row", format!("the database refused the row: {constraint}")))
+            StoreError::Invalid(ValidationError::new(
+                "row",
+                format!("the database refused the row: {constraint}"),
+            ))
         }
         _ => StoreError::Database(error),
     }

@@ -65,7 +65,10 @@ impl NewLegacyAnalysis {
             return Err(ValidationError::new("view_type", "must not be empty"));
         }
         if !self.analysis_data.is_object() {
-            return Err(ValidationError::new("analysis_data", "must be a JSON object"));
+            return Err(ValidationError::new(
+                "analysis_data",
+                "must be a JSON object",
+            ));
         }
         if self.credits_used < 0 {
             return Err(ValidationError::new("credits_used", "must not be negative"));

@@ -11,9 +11,9 @@ mod rows;
 mod schema;
 mod sql;
 mod sqlite;
-mod url;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod url;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,13 +52,26 @@ pub trait TechFileStore: Send + Sync + 'static {
 
     /// Creates the first version of a file. With an idempotency key that the owner already
     /// used, returns the existing row and writes nothing.
-    async fn create_tech_file(&self, principal: Principal, file: NewTechFile) -> StoreResult<TechFile>;
+    async fn create_tech_file(
+        &self,
+        principal: Principal,
+        file: NewTechFile,
+    ) -> StoreResult<TechFile>;
     /// One version by id.
     async fn get_tech_file_by_id(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile>;
     /// A file by its owner's idempotency key.
-    async fn find_by_idempotency_key(&self, principal: Principal, owner: Uuid, key: &str) -> StoreResult<Option<TechFile>>;
+    async fn find_by_idempotency_key(
+        &self,
+        principal: Principal,
+        owner: Uuid,
+        key: &str,
+    ) -> StoreResult<Option<TechFile>>;
     /// The latest version of each file, newest first, filtered and paged by keyset.
-    async fn get_latest_tech_files(&self, principal: Principal, filter: &FileFilter) -> StoreResult<FilePage>;
+    async fn get_latest_tech_files(
+        &self,
+        principal: Principal,
+        filter: &FileFilter,
+    ) -> StoreResult<FilePage>;
     /// Sets the status in place (processing, completed, failed), with the error for a failure.
     async fn update_tech_file_status(
         &self,
@@ -69,26 +82,53 @@ pub trait TechFileStore: Send + Sync + 'static {
     ) -> StoreResult<TechFile>;
     /// Fills in a processing (or failed) file's outputs in place, e.g. when its generation
     /// step finishes. A completed file is changed by a new version instead: conflict.
-    async fn complete_tech_file(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile>;
+    async fn complete_tech_file(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile>;
     /// Soft-deletes a file: status `archived`, history kept.
     async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile>;
     /// Creates the next version of the file whose latest version is `id`; the superseded
     /// version is archived into `tech_file_versions` by the database. Versioning a superseded
     /// version is a conflict.
-    async fn create_tech_file_version(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile>;
+    async fn create_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile>;
     /// The archived snapshots of the file's superseded versions, oldest first.
-    async fn get_tech_file_versions(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFileVersion>>;
+    async fn get_tech_file_versions(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Vec<TechFileVersion>>;
     /// Every version row of the file's lineage, oldest first.
     async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>>;
     /// Makes a new latest version whose content is version `version`'s snapshot.
-    async fn restore_tech_file_version(&self, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile>;
+    async fn restore_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        version: i32,
+    ) -> StoreResult<TechFile>;
 
     /// Creates a collection.
-    async fn create_tech_file_collection(&self, principal: Principal, collection: NewCollection) -> StoreResult<Collection>;
+    async fn create_tech_file_collection(
+        &self,
+        principal: Principal,
+        collection: NewCollection,
+    ) -> StoreResult<Collection>;
     /// One collection.
     async fn get_collection(&self, principal: Principal, id: Uuid) -> StoreResult<Collection>;
     /// Collections, newest first, optionally of one product.
-    async fn list_collections(&self, principal: Principal, product: Option<Uuid>) -> StoreResult<Vec<Collection>>;
+    async fn list_collections(
+        &self,
+        principal: Principal,
+        product: Option<Uuid>,
+    ) -> StoreResult<Vec<Collection>>;
     /// Adds files (or moves them, when already in) to a collection, in one transaction.
     async fn add_files_to_collection(
         &self,
@@ -97,21 +137,46 @@ pub trait TechFileStore: Send + Sync + 'static {
         items: Vec<CollectionItemInput>,
     ) -> StoreResult<Vec<CollectionItem>>;
     /// A collection with its files in display order.
-    async fn get_collection_with_files(&self, principal: Principal, id: Uuid) -> StoreResult<CollectionWithFiles>;
+    async fn get_collection_with_files(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<CollectionWithFiles>;
     /// Sets progress and status; a final status stamps `completed_at`.
-    async fn update_collection_progress(&self, principal: Principal, id: Uuid, progress: CollectionProgress) -> StoreResult<Collection>;
+    async fn update_collection_progress(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        progress: CollectionProgress,
+    ) -> StoreResult<Collection>;
     /// Recounts the collection's credits from its files (the database also keeps them current).
-    async fn update_collection_credits(&self, principal: Principal, id: Uuid) -> StoreResult<Collection>;
+    async fn update_collection_credits(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Collection>;
 
     /// The files of a generation run, in creation order.
-    async fn get_batch_files(&self, principal: Principal, batch_id: Uuid) -> StoreResult<Vec<TechFile>>;
+    async fn get_batch_files(
+        &self,
+        principal: Principal,
+        batch_id: Uuid,
+    ) -> StoreResult<Vec<TechFile>>;
     /// Files, credits and counts of a product.
-    async fn get_product_generation_stats(&self, principal: Principal, product_idea_id: Uuid) -> StoreResult<ProductStats>;
+    async fn get_product_generation_stats(
+        &self,
+        principal: Principal,
+        product_idea_id: Uuid,
+    ) -> StoreResult<ProductStats>;
     /// The seed's three monitoring queries.
     async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport>;
 
     /// Writes a row of the legacy `revision_vision_analysis` table.
-    async fn write_legacy_analysis(&self, principal: Principal, row: NewLegacyAnalysis) -> StoreResult<LegacyAnalysis>;
+    async fn write_legacy_analysis(
+        &self,
+        principal: Principal,
+        row: NewLegacyAnalysis,
+    ) -> StoreResult<LegacyAnalysis>;
     /// The newest legacy analysis of a revision's view, optionally of one image hash.
     async fn find_legacy_analysis(
         &self,
@@ -121,22 +186,42 @@ pub trait TechFileStore: Send + Sync + 'static {
         image_sha256: Option<&str>,
     ) -> StoreResult<Option<LegacyAnalysis>>;
     /// Legacy rows in creation order, after the given id (for paging a backfill).
-    async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>>;
+    async fn list_legacy_analyses(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<LegacyAnalysis>>;
 
     /// Every blob key that rows refer to — `tech_files.file_url` of any status and the legacy
     /// `revision_vision_analysis.image_url` — with how they refer to it, in key order after
     /// `after`, at most `limit` keys. Cleanup pages through this to decide what is unreferenced.
-    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>>;
+    async fn list_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlobReferences>>;
     /// Reads the references of `key` and runs `action` with them while no row can be inserted
     /// or changed in `tech_files` or `revision_vision_analysis` (PostgreSQL: a `SHARE` lock on
     /// both tables for one transaction; SQLite: the write lock of `BEGIN IMMEDIATE`). Cleanup
     /// deletes a blob inside `action`, so a row that points at the key either committed before
     /// (and `action` sees it) or commits after the delete (and its writer can see the blob is
     /// gone and store it again). Keep `action` short: writers wait for it.
-    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()>;
+    async fn with_blob_key_locked<'a>(
+        &self,
+        principal: Principal,
+        key: &'a str,
+        action: LockedBlobAction<'a>,
+    ) -> StoreResult<()>;
     /// The non-archived rows that point at a blob (`file_url` set), any version, in id order
     /// after `after`, at most `limit`: what `fsck` verifies.
-    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>>;
+    async fn list_files_with_blobs(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<TechFile>>;
 }
 
 /// How the rows of the store refer to one blob key.
@@ -157,7 +242,13 @@ pub struct BlobReferences {
 impl BlobReferences {
     /// A key no row refers to.
     pub fn none(key: &str) -> Self {
-        Self { key: key.to_owned(), live_rows: 0, archived_rows: 0, last_archived_at: None, legacy_rows: 0 }
+        Self {
+            key: key.to_owned(),
+            live_rows: 0,
+            archived_rows: 0,
+            last_archived_at: None,
+            legacy_rows: 0,
+        }
     }
 
     /// No row refers to the key at all.
@@ -170,7 +261,9 @@ impl BlobReferences {
         self.live_rows == 0
             && self.legacy_rows == 0
             && self.archived_rows > 0
-            && self.last_archived_at.is_some_and(|archived| archived < cutoff)
+            && self
+                .last_archived_at
+                .is_some_and(|archived| archived < cutoff)
     }
 }
 
@@ -190,7 +283,10 @@ pub async fn open_store(url: &str) -> StoreResult<Arc<dyn TechFileStore>> {
 fn page(mut files: Vec<TechFile>, page_size: u32) -> FilePage {
     let next = if files.len() > page_size as usize {
         files.truncate(page_size as usize);
-        files.last().map(|last| techpack_model::FileCursor { created_at: last.created_at, id: last.id })
+        files.last().map(|last| techpack_model::FileCursor {
+            created_at: last.created_at,
+            id: last.id,
+        })
     } else {
         None
     };
@@ -211,7 +307,12 @@ fn is_final(status: techpack_model::CollectionStatus) -> bool {
 
 /// Restores version `version` of `id`'s file as a new latest version, through the backend's
 /// own versioning (so the database archives and checks as for any other new version).
-async fn restore<S: TechFileStore + ?Sized>(store: &S, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile> {
+async fn restore<S: TechFileStore + ?Sized>(
+    store: &S,
+    principal: Principal,
+    id: Uuid,
+    version: i32,
+) -> StoreResult<TechFile> {
     let history = store.get_file_history(principal, id).await?;
     let latest = history
         .iter()
@@ -231,22 +332,35 @@ async fn restore<S: TechFileStore + ?Sized>(store: &S, principal: Principal, id:
         .ok_or_else(|| StoreError::not_found("version", format!("{version} of tech file {id}")))?;
     let content: TechFile = serde_json::from_value(snapshot.snapshot.clone())
         .map_err(|error| StoreError::Corrupt(format!("snapshot of version {version}: {error}")))?;
-    store.create_tech_file_version(principal, latest.id, rows::restore_changes(&content)).await
+    store
+        .create_tech_file_version(principal, latest.id, rows::restore_changes(&content))
+        .await
 }
 
 /// The items of `all` that the call added, in the order given.
 fn items_for(all: Vec<CollectionItem>, added: &[CollectionItemInput]) -> Vec<CollectionItem> {
     added
         .iter()
-        .filter_map(|input| all.iter().find(|item| item.tech_file_id == input.tech_file_id).cloned())
+        .filter_map(|input| {
+            all.iter()
+                .find(|item| item.tech_file_id == input.tech_file_id)
+                .cloned()
+        })
         .collect()
 }
 
-fn join_items(collection: Collection, items: Vec<CollectionItem>, files: Vec<TechFile>) -> CollectionWithFiles {
+fn join_items(
+    collection: Collection,
+    items: Vec<CollectionItem>,
+    files: Vec<TechFile>,
+) -> CollectionWithFiles {
     let items = items
         .into_iter()
         .filter_map(|item| {
-            let file = files.iter().find(|file| file.id == item.tech_file_id)?.clone();
+            let file = files
+                .iter()
+                .find(|file| file.id == item.tech_file_id)?
+                .clone();
             Some((item, file))
         })
         .collect();
@@ -256,7 +370,10 @@ fn join_items(collection: Collection, items: Vec<CollectionItem>, files: Vec<Tec
 type StatsGroup = (String, String, i64, i64, i64);
 
 fn stats_from_groups(product_idea_id: Uuid, groups: Vec<StatsGroup>) -> ProductStats {
-    let mut stats = ProductStats { product_idea_id, ..ProductStats::default() };
+    let mut stats = ProductStats {
+        product_idea_id,
+        ..ProductStats::default()
+    };
     for (file_type, status, files, credits, latest) in groups {
         stats.total_files += files;
         stats.latest_files += latest;
@@ -276,14 +393,19 @@ fn report_from_tuples(
     Ok(MonitoringReport {
         recent_files: recent
             .into_iter()
-            .map(|(file_type, status, count)| RecentFilesRow { file_type, status, count })
+            .map(|(file_type, status, count)| RecentFilesRow {
+                file_type,
+                status,
+                count,
+            })
             .collect(),
         credits_by_product: credits
             .into_iter()
             .map(|(product, total_credits, file_count)| {
                 Ok(ProductCreditsRow {
-                    product_idea_id: Uuid::parse_str(&product)
-                        .map_err(|error| StoreError::Corrupt(format!("product id {product}: {error}")))?,
+                    product_idea_id: Uuid::parse_str(&product).map_err(|error| {
+                        StoreError::Corrupt(format!("product id {product}: {error}"))
+                    })?,
                     total_credits,
                     file_count,
                 })
@@ -291,7 +413,11 @@ fn report_from_tuples(
             .collect::<StoreResult<_>>()?,
         collection_completion: completion
             .into_iter()
-            .map(|(status, avg_completion, count)| CollectionCompletionRow { status, avg_completion, count })
+            .map(|(status, avg_completion, count)| CollectionCompletionRow {
+                status,
+                avg_completion,
+                count,
+            })
             .collect(),
     })
 }

@@ -11,9 +11,9 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres, Row};
 use techpack_model::{
-    Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles, FileChanges,
-    FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile, Principal, ProductStats,
-    TechFile, TechFileVersion,
+    Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
+    FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile,
+    Principal, ProductStats, TechFile, TechFileVersion,
 };
 use uuid::Uuid;
 
@@ -43,7 +43,9 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await
-            .map_err(|error| StoreError::Config(format!("cannot connect to PostgreSQL: {error}")))?;
+            .map_err(|error| {
+                StoreError::Config(format!("cannot connect to PostgreSQL: {error}"))
+            })?;
         Ok(Self { pool })
     }
 
@@ -62,7 +64,11 @@ impl PostgresStore {
                 serde_json::json!({ "sub": id, "role": "authenticated" }),
                 id.to_string(),
             ),
-            Principal::Service => ("service_role", serde_json::json!({ "role": "service_role" }), String::new()),
+            Principal::Service => (
+                "service_role",
+                serde_json::json!({ "role": "service_role" }),
+                String::new(),
+            ),
         };
         sqlx::query(
             "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
@@ -76,7 +82,11 @@ impl PostgresStore {
         Ok(tx)
     }
 
-    async fn read<T: serde::de::DeserializeOwned>(&self, principal: Principal, query: Query) -> StoreResult<Vec<T>> {
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        principal: Principal,
+        query: Query,
+    ) -> StoreResult<Vec<T>> {
         let mut tx = self.begin(principal).await?;
         let found = docs(&mut tx, query).await?;
         tx.commit().await?;
@@ -90,7 +100,11 @@ impl PostgresStore {
         entity: &'static str,
         id: impl ToString,
     ) -> StoreResult<T> {
-        self.read(principal, query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+        self.read(principal, query)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::not_found(entity, id))
     }
 
     async fn names(&self, sql: &'static str) -> StoreResult<Vec<String>> {
@@ -112,9 +126,14 @@ fn bound(query: Query) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::
     statement
 }
 
-async fn docs<T: serde::de::DeserializeOwned>(conn: &mut PgConnection, query: Query) -> StoreResult<Vec<T>> {
+async fn docs<T: serde::de::DeserializeOwned>(
+    conn: &mut PgConnection,
+    query: Query,
+) -> StoreResult<Vec<T>> {
     let rows = bound(query).fetch_all(&mut *conn).await?;
-    rows.iter().map(|row| sql::decode_doc(&row.try_get::<String, _>(0)?)).collect()
+    rows.iter()
+        .map(|row| sql::decode_doc(&row.try_get::<String, _>(0)?))
+        .collect()
 }
 
 async fn one<T: serde::de::DeserializeOwned>(
@@ -123,7 +142,11 @@ async fn one<T: serde::de::DeserializeOwned>(
     entity: &'static str,
     id: impl ToString,
 ) -> StoreResult<T> {
-    docs(conn, query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+    docs(conn, query)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::not_found(entity, id))
 }
 
 fn tuples<T: for<'r> sqlx::FromRow<'r, PgRow>>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
@@ -139,15 +162,22 @@ impl TechFileStore for PostgresStore {
     async fn migrate_up(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
         MIGRATOR.run(&self.pool).await?;
-        Ok(before.iter().filter(|m| !m.applied).map(|m| m.version).collect())
+        Ok(before
+            .iter()
+            .filter(|m| !m.applied)
+            .map(|m| m.version)
+            .collect())
     }
 
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
         let applied: Vec<i64> = if exists {
-            sqlx::query_scalar("SELECT version FROM public._sqlx_migrations WHERE success").fetch_all(&self.pool).await?
+            sqlx::query_scalar("SELECT version FROM public._sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
         } else {
             Vec::new()
         };
@@ -156,9 +186,13 @@ impl TechFileStore for PostgresStore {
 
     async fn verify_schema(&self) -> StoreResult<SchemaReport> {
         let mut report = SchemaReport::default();
-        let tables = self.names("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'").await?;
+        let tables = self
+            .names("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .await?;
         schema::missing("table", schema::TABLES, &tables, &mut report);
-        let indexes = self.names("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'").await?;
+        let indexes = self
+            .names("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'")
+            .await?;
         schema::missing("index", schema::INDEXES, &indexes, &mut report);
         let triggers = self
             .names(
@@ -170,8 +204,15 @@ impl TechFileStore for PostgresStore {
         let functions = self
             .names("SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'")
             .await?;
-        schema::missing("function", schema::POSTGRES_FUNCTIONS, &functions, &mut report);
-        let policies = self.names("SELECT policyname::text FROM pg_policies WHERE schemaname = 'public'").await?;
+        schema::missing(
+            "function",
+            schema::POSTGRES_FUNCTIONS,
+            &functions,
+            &mut report,
+        );
+        let policies = self
+            .names("SELECT policyname::text FROM pg_policies WHERE schemaname = 'public'")
+            .await?;
         schema::missing("policy", schema::POSTGRES_POLICIES, &policies, &mut report);
         let secured = self
             .names(
@@ -179,19 +220,39 @@ impl TechFileStore for PostgresStore {
                  WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity",
             )
             .await?;
-        schema::missing("row-level-security-on", schema::TABLES, &secured, &mut report);
+        schema::missing(
+            "row-level-security-on",
+            schema::TABLES,
+            &secured,
+            &mut report,
+        );
         let roles = self.names("SELECT rolname::text FROM pg_roles").await?;
-        schema::missing("role", &["authenticated", "service_role"], &roles, &mut report);
+        schema::missing(
+            "role",
+            &["authenticated", "service_role"],
+            &roles,
+            &mut report,
+        );
         Ok(report)
     }
 
     async fn migrate_down(&self) -> StoreResult<Vec<i64>> {
-        let applied: Vec<i64> = self.migration_status().await?.iter().filter(|m| m.applied).map(|m| m.version).collect();
+        let applied: Vec<i64> = self
+            .migration_status()
+            .await?
+            .iter()
+            .filter(|m| m.applied)
+            .map(|m| m.version)
+            .collect();
         MIGRATOR.undo(&self.pool, 0).await?;
         Ok(applied.into_iter().rev().collect())
     }
 
-    async fn create_tech_file(&self, principal: Principal, file: NewTechFile) -> StoreResult<TechFile> {
+    async fn create_tech_file(
+        &self,
+        principal: Principal,
+        file: NewTechFile,
+    ) -> StoreResult<TechFile> {
         file.validate()?;
         check_owner(principal, file.user_id)?;
         let mut tx = self.begin(principal).await?;
@@ -236,7 +297,13 @@ impl TechFileStore for PostgresStore {
             // The idempotency key was used before: the first row is the answer.
             None => {
                 let key = file.idempotency_key.as_deref().unwrap_or_default();
-                one(&mut tx, sql::file_by_idempotency_key(D, principal, file.user_id, key), "tech file", key).await?
+                one(
+                    &mut tx,
+                    sql::file_by_idempotency_key(D, principal, file.user_id, key),
+                    "tech file",
+                    key,
+                )
+                .await?
             }
         };
         tx.commit().await?;
@@ -244,16 +311,43 @@ impl TechFileStore for PostgresStore {
     }
 
     async fn get_tech_file_by_id(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
-        self.read_one(principal, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await
+        self.read_one(
+            principal,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await
     }
 
-    async fn find_by_idempotency_key(&self, principal: Principal, owner: Uuid, key: &str) -> StoreResult<Option<TechFile>> {
-        Ok(self.read(principal, sql::file_by_idempotency_key(D, principal, owner, key)).await?.into_iter().next())
+    async fn find_by_idempotency_key(
+        &self,
+        principal: Principal,
+        owner: Uuid,
+        key: &str,
+    ) -> StoreResult<Option<TechFile>> {
+        Ok(self
+            .read(
+                principal,
+                sql::file_by_idempotency_key(D, principal, owner, key),
+            )
+            .await?
+            .into_iter()
+            .next())
     }
 
-    async fn get_latest_tech_files(&self, principal: Principal, filter: &FileFilter) -> StoreResult<FilePage> {
+    async fn get_latest_tech_files(
+        &self,
+        principal: Principal,
+        filter: &FileFilter,
+    ) -> StoreResult<FilePage> {
         let page_size = filter.page_size()?;
-        let files = self.read(principal, sql::latest_files(D, principal, filter, page_size)).await?;
+        let files = self
+            .read(
+                principal,
+                sql::latest_files(D, principal, filter, page_size),
+            )
+            .await?;
         Ok(crate::page(files, page_size))
     }
 
@@ -279,7 +373,12 @@ impl TechFileStore for PostgresStore {
         Ok(file)
     }
 
-    async fn complete_tech_file(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+    async fn complete_tech_file(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.begin(principal).await?;
         // FOR UPDATE: two finishers of one step serialize; the second sees it completed.
@@ -339,56 +438,101 @@ impl TechFileStore for PostgresStore {
         Ok(file)
     }
 
-    async fn create_tech_file_version(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+    async fn create_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.begin(principal).await?;
         if let Some(key) = &changes.idempotency_key {
-            let parent: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
-            let existing: Vec<TechFile> =
-                docs(&mut tx, sql::file_by_idempotency_key(D, principal, parent.user_id, key)).await?;
+            let parent: TechFile = one(
+                &mut tx,
+                sql::doc_by_id(D, principal, Table::Files, id),
+                "tech file",
+                id,
+            )
+            .await?;
+            let existing: Vec<TechFile> = docs(
+                &mut tx,
+                sql::file_by_idempotency_key(D, principal, parent.user_id, key),
+            )
+            .await?;
             if let Some(existing) = existing.into_iter().next() {
                 return Ok(existing);
             }
         }
-        let mut change_json = serde_json::to_value(&changes).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let mut change_json = serde_json::to_value(&changes)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
         if let Some(object) = change_json.as_object_mut() {
             // JSON null would replace the parent's value; an unset change keeps it.
             object.retain(|_, value| !value.is_null());
             object.insert("id".into(), serde_json::json!(Uuid::now_v7()));
             object.remove("change_description");
         }
-        let doc: String =
-            sqlx::query_scalar("SELECT to_jsonb(public.create_tech_file_version($1, $2, $3))::text")
-                .bind(id)
-                .bind(Json(&change_json))
-                .bind(&changes.change_description)
-                .fetch_one(&mut *tx)
-                .await?;
+        let doc: String = sqlx::query_scalar(
+            "SELECT to_jsonb(public.create_tech_file_version($1, $2, $3))::text",
+        )
+        .bind(id)
+        .bind(Json(&change_json))
+        .bind(&changes.change_description)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         sql::decode_doc(&doc)
     }
 
-    async fn get_tech_file_versions(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFileVersion>> {
+    async fn get_tech_file_versions(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Vec<TechFileVersion>> {
         let mut tx = self.begin(principal).await?;
-        let file: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
-        let versions = docs(&mut tx, sql::lineage_versions(D, principal, file.lineage_id)).await?;
+        let file: TechFile = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
+        let versions = docs(
+            &mut tx,
+            sql::lineage_versions(D, principal, file.lineage_id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(versions)
     }
 
     async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>> {
         let mut tx = self.begin(principal).await?;
-        let file: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let file: TechFile = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         let history = docs(&mut tx, sql::lineage_files(D, principal, file.lineage_id)).await?;
         tx.commit().await?;
         Ok(history)
     }
 
-    async fn restore_tech_file_version(&self, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile> {
+    async fn restore_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        version: i32,
+    ) -> StoreResult<TechFile> {
         crate::restore(self, principal, id, version).await
     }
 
-    async fn create_tech_file_collection(&self, principal: Principal, collection: NewCollection) -> StoreResult<Collection> {
+    async fn create_tech_file_collection(
+        &self,
+        principal: Principal,
+        collection: NewCollection,
+    ) -> StoreResult<Collection> {
         collection.validate()?;
         check_owner(principal, collection.user_id)?;
         let mut tx = self.begin(principal).await?;
@@ -412,11 +556,22 @@ impl TechFileStore for PostgresStore {
     }
 
     async fn get_collection(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
-        self.read_one(principal, sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await
+        self.read_one(
+            principal,
+            sql::doc_by_id(D, principal, Table::Collections, id),
+            "collection",
+            id,
+        )
+        .await
     }
 
-    async fn list_collections(&self, principal: Principal, product: Option<Uuid>) -> StoreResult<Vec<Collection>> {
-        self.read(principal, sql::collections(D, principal, product)).await
+    async fn list_collections(
+        &self,
+        principal: Principal,
+        product: Option<Uuid>,
+    ) -> StoreResult<Vec<Collection>> {
+        self.read(principal, sql::collections(D, principal, product))
+            .await
     }
 
     async fn add_files_to_collection(
@@ -442,9 +597,13 @@ impl TechFileStore for PostgresStore {
         )
         .await?;
         for item in &items {
-            let file: TechFile =
-                one(&mut tx, sql::doc_by_id(D, principal, Table::Files, item.tech_file_id), "tech file", item.tech_file_id)
-                    .await?;
+            let file: TechFile = one(
+                &mut tx,
+                sql::doc_by_id(D, principal, Table::Files, item.tech_file_id),
+                "tech file",
+                item.tech_file_id,
+            )
+            .await?;
             if file.user_id != collection.user_id {
                 return Err(StoreError::not_found("tech file", item.tech_file_id));
             }
@@ -464,21 +623,37 @@ impl TechFileStore for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        let all: Vec<CollectionItem> = docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
+        let all: Vec<CollectionItem> =
+            docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
         tx.commit().await?;
         Ok(crate::items_for(all, &items))
     }
 
-    async fn get_collection_with_files(&self, principal: Principal, id: Uuid) -> StoreResult<CollectionWithFiles> {
+    async fn get_collection_with_files(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<CollectionWithFiles> {
         let mut tx = self.begin(principal).await?;
-        let collection = one(&mut tx, sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await?;
+        let collection = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Collections, id),
+            "collection",
+            id,
+        )
+        .await?;
         let items = docs(&mut tx, sql::collection_items(D, principal, id)).await?;
         let files = docs(&mut tx, sql::collection_files(D, principal, id)).await?;
         tx.commit().await?;
         Ok(crate::join_items(collection, items, files))
     }
 
-    async fn update_collection_progress(&self, principal: Principal, id: Uuid, progress: CollectionProgress) -> StoreResult<Collection> {
+    async fn update_collection_progress(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        progress: CollectionProgress,
+    ) -> StoreResult<Collection> {
         progress.validate()?;
         let mut tx = self.begin(principal).await?;
         let doc: Option<String> = sqlx::query_scalar(
@@ -492,12 +667,17 @@ impl TechFileStore for PostgresStore {
         .bind(crate::is_final(progress.status))
         .fetch_optional(&mut *tx)
         .await?;
-        let collection = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
+        let collection =
+            sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
         tx.commit().await?;
         Ok(collection)
     }
 
-    async fn update_collection_credits(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
+    async fn update_collection_credits(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Collection> {
         let mut tx = self.begin(principal).await?;
         let doc: Option<String> = sqlx::query_scalar(
             "UPDATE public.tech_file_collections AS t SET total_credits = coalesce((SELECT sum(f.credits_used) \
@@ -507,18 +687,30 @@ impl TechFileStore for PostgresStore {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let collection = sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
+        let collection =
+            sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("collection", id))?)?;
         tx.commit().await?;
         Ok(collection)
     }
 
-    async fn get_batch_files(&self, principal: Principal, batch_id: Uuid) -> StoreResult<Vec<TechFile>> {
-        self.read(principal, sql::batch_files(D, principal, batch_id)).await
+    async fn get_batch_files(
+        &self,
+        principal: Principal,
+        batch_id: Uuid,
+    ) -> StoreResult<Vec<TechFile>> {
+        self.read(principal, sql::batch_files(D, principal, batch_id))
+            .await
     }
 
-    async fn get_product_generation_stats(&self, principal: Principal, product_idea_id: Uuid) -> StoreResult<ProductStats> {
+    async fn get_product_generation_stats(
+        &self,
+        principal: Principal,
+        product_idea_id: Uuid,
+    ) -> StoreResult<ProductStats> {
         let mut tx = self.begin(principal).await?;
-        let rows = bound(sql::product_stats(D, principal, product_idea_id)).fetch_all(&mut *tx).await?;
+        let rows = bound(sql::product_stats(D, principal, product_idea_id))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(crate::stats_from_groups(product_idea_id, tuples(&rows)?))
     }
@@ -526,14 +718,32 @@ impl TechFileStore for PostgresStore {
     async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport> {
         let now = Utc::now();
         let mut tx = self.begin(principal).await?;
-        let recent = bound(sql::recent_files(D, principal, now - chrono::Duration::hours(24))).fetch_all(&mut *tx).await?;
-        let credits = bound(sql::credits_by_product(D, principal, now - chrono::Duration::days(7))).fetch_all(&mut *tx).await?;
-        let completion = bound(sql::collection_completion(D, principal)).fetch_all(&mut *tx).await?;
+        let recent = bound(sql::recent_files(
+            D,
+            principal,
+            now - chrono::Duration::hours(24),
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let credits = bound(sql::credits_by_product(
+            D,
+            principal,
+            now - chrono::Duration::days(7),
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let completion = bound(sql::collection_completion(D, principal))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         crate::report_from_tuples(tuples(&recent)?, tuples(&credits)?, tuples(&completion)?)
     }
 
-    async fn write_legacy_analysis(&self, principal: Principal, row: NewLegacyAnalysis) -> StoreResult<LegacyAnalysis> {
+    async fn write_legacy_analysis(
+        &self,
+        principal: Principal,
+        row: NewLegacyAnalysis,
+    ) -> StoreResult<LegacyAnalysis> {
         row.validate()?;
         check_owner(principal, row.user_id)?;
         let mut tx = self.begin(principal).await?;
@@ -566,59 +776,100 @@ impl TechFileStore for PostgresStore {
         image_sha256: Option<&str>,
     ) -> StoreResult<Option<LegacyAnalysis>> {
         Ok(self
-            .read(principal, sql::legacy_lookup(D, principal, revision_id, view_type, image_sha256))
+            .read(
+                principal,
+                sql::legacy_lookup(D, principal, revision_id, view_type, image_sha256),
+            )
             .await?
             .into_iter()
             .next())
     }
 
-    async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>> {
-        self.read(principal, sql::legacy_page(D, principal, after, limit)).await
+    async fn list_legacy_analyses(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<LegacyAnalysis>> {
+        self.read(principal, sql::legacy_page(D, principal, after, limit))
+            .await
     }
 
-    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>> {
+    async fn list_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlobReferences>> {
         let mut tx = self.begin(principal).await?;
-        let found = blob_references(&mut tx, sql::blob_references(D, principal, after, None, limit)).await?;
+        let found = blob_references(
+            &mut tx,
+            sql::blob_references(D, principal, after, None, limit),
+        )
+        .await?;
         tx.commit().await?;
         Ok(found)
     }
 
-    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()> {
+    async fn with_blob_key_locked<'a>(
+        &self,
+        principal: Principal,
+        key: &'a str,
+        action: LockedBlobAction<'a>,
+    ) -> StoreResult<()> {
         let mut tx = self.begin(principal).await?;
         // SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE takes, so writers of
         // either table wait until this transaction ends; one statement takes both locks in a
         // fixed order. The timeout turns a long wait (or a deadlock with a writer) into an
         // error for this key instead of a stalled cleanup.
-        sqlx::query("SELECT set_config('lock_timeout', '10s', true)").execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('lock_timeout', '10s', true)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("LOCK TABLE public.tech_files, public.revision_vision_analysis IN SHARE MODE")
             .execute(&mut *tx)
             .await?;
-        let references = blob_references(&mut tx, sql::blob_references(D, principal, None, Some(key), 1))
-            .await?
-            .pop()
-            .unwrap_or_else(|| BlobReferences::none(key));
+        let references = blob_references(
+            &mut tx,
+            sql::blob_references(D, principal, None, Some(key), 1),
+        )
+        .await?
+        .pop()
+        .unwrap_or_else(|| BlobReferences::none(key));
         action(references).await;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>> {
-        self.read(principal, sql::files_with_blobs(D, principal, after, limit)).await
+    async fn list_files_with_blobs(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<TechFile>> {
+        self.read(principal, sql::files_with_blobs(D, principal, after, limit))
+            .await
     }
 }
 
-async fn blob_references(conn: &mut PgConnection, query: Query) -> StoreResult<Vec<BlobReferences>> {
+async fn blob_references(
+    conn: &mut PgConnection,
+    query: Query,
+) -> StoreResult<Vec<BlobReferences>> {
     let rows = bound(query).fetch_all(&mut *conn).await?;
-    Ok(tuples::<(String, i64, i64, Option<chrono::DateTime<Utc>>, i64)>(&rows)?
-        .into_iter()
-        .map(|(key, live_rows, archived_rows, last_archived_at, legacy_rows)| BlobReferences {
-            key,
-            live_rows,
-            archived_rows,
-            last_archived_at,
-            legacy_rows,
-        })
-        .collect())
+    Ok(
+        tuples::<(String, i64, i64, Option<chrono::DateTime<Utc>>, i64)>(&rows)?
+            .into_iter()
+            .map(
+                |(key, live_rows, archived_rows, last_archived_at, legacy_rows)| BlobReferences {
+                    key,
+                    live_rows,
+                    archived_rows,
+                    last_archived_at,
+                    legacy_rows,
+                },
+            )
+            .collect(),
+    )
 }
 
 /// The PostgreSQL migrations, for test databases made from a migrated template.

@@ -19,7 +19,10 @@ pub(crate) fn check_owner(principal: Principal, owner: Uuid) -> Result<(), Store
 /// The row a processing (or failed) file becomes when its outputs arrive. Unlike a new
 /// version, credits and the idempotency key stay unless changed, and the status defaults to
 /// completed.
-pub(crate) fn completed_row(current: &TechFile, changes: &FileChanges) -> Result<NewTechFile, StoreError> {
+pub(crate) fn completed_row(
+    current: &TechFile,
+    changes: &FileChanges,
+) -> Result<NewTechFile, StoreError> {
     if !matches!(current.status, FileStatus::Processing | FileStatus::Failed) {
         return Err(StoreError::Conflict(format!(
             "tech file {} is {}: only a processing or failed file is completed in place; create a new version instead",
@@ -32,7 +35,10 @@ pub(crate) fn completed_row(current: &TechFile, changes: &FileChanges) -> Result
     let mut row = changes.apply_to(current);
     row.status = changes.status.unwrap_or(FileStatus::Completed);
     row.credits_used = changes.credits_used.unwrap_or(current.credits_used);
-    row.idempotency_key = changes.idempotency_key.clone().or_else(|| current.idempotency_key.clone());
+    row.idempotency_key = changes
+        .idempotency_key
+        .clone()
+        .or_else(|| current.idempotency_key.clone());
     if row.status != FileStatus::Failed {
         row.error_message = None;
     }
@@ -68,7 +74,10 @@ pub(crate) fn restore_changes(snapshot: &TechFile) -> FileChanges {
 }
 
 /// Status updates in place accept every status but archived (which has its own call).
-pub(crate) fn check_status_update(status: FileStatus, error_message: &Option<String>) -> Result<(), StoreError> {
+pub(crate) fn check_status_update(
+    status: FileStatus,
+    error_message: &Option<String>,
+) -> Result<(), StoreError> {
     if status == FileStatus::Archived {
         return Err(ValidationError::new("status", "use archive to archive a file").into());
     }

@@ -131,7 +131,12 @@ pub(crate) const POSTGRES_POLICIES: &[&str] = &[
 ];
 
 /// Compares what exists with what must, kind by kind.
-pub(crate) fn missing(kind: &str, expected: &[&str], present: &[String], report: &mut SchemaReport) {
+pub(crate) fn missing(
+    kind: &str,
+    expected: &[&str],
+    present: &[String],
+    report: &mut SchemaReport,
+) {
     for name in expected {
         report.checked += 1;
         if !present.iter().any(|p| p == name) {

@@ -65,7 +65,11 @@ pub(crate) struct Query {
 
 impl Query {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, sql: String::new(), binds: Vec::new() }
+        Self {
+            dialect,
+            sql: String::new(),
+            binds: Vec::new(),
+        }
     }
 
     /// Appends raw SQL.
@@ -128,32 +132,43 @@ impl Query {
 /// The page query of `get_latest_tech_files`: only the filters given become conditions, so
 /// each combination can use its index. Fetches one row more than the page to know if there
 /// is a next page.
-pub(crate) fn latest_files(dialect: Dialect, principal: Principal, filter: &FileFilter, page_size: u32) -> Query {
+pub(crate) fn latest_files(
+    dialect: Dialect,
+    principal: Principal,
+    filter: &FileFilter,
+    page_size: u32,
+) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Files, "t").push(" WHERE ").is_latest("t");
+    q.select_docs(Table::Files, "t")
+        .push(" WHERE ")
+        .is_latest("t");
     q.scope("t", principal);
     if let Some(product) = filter.product_idea_id {
-        q.push(" AND t.product_idea_id = ").bind(Bind::Uuid(product));
+        q.push(" AND t.product_idea_id = ")
+            .bind(Bind::Uuid(product));
     }
     if let Some(revision) = filter.revision_id {
         q.push(" AND t.revision_id = ").bind(Bind::Uuid(revision));
     }
     if let Some(file_type) = filter.file_type {
-        q.push(" AND t.file_type = ").bind(Bind::Text(file_type.as_str().into()));
+        q.push(" AND t.file_type = ")
+            .bind(Bind::Text(file_type.as_str().into()));
     }
     if let Some(view) = &filter.view_type {
         q.push(" AND t.view_type = ").bind(Bind::Text(view.clone()));
     }
     match filter.status {
         Some(status) => {
-            q.push(" AND t.status = ").bind(Bind::Text(status.as_str().into()));
+            q.push(" AND t.status = ")
+                .bind(Bind::Text(status.as_str().into()));
         }
         None => {
             q.push(" AND t.status <> 'archived'");
         }
     }
     if let Some(batch) = filter.generation_batch_id {
-        q.push(" AND t.generation_batch_id = ").bind(Bind::Uuid(batch));
+        q.push(" AND t.generation_batch_id = ")
+            .bind(Bind::Uuid(batch));
     }
     if let Some(after) = filter.after {
         q.push(" AND (t.created_at, t.id) < (")
@@ -170,7 +185,9 @@ pub(crate) fn latest_files(dialect: Dialect, principal: Principal, filter: &File
 /// One row by id.
 pub(crate) fn doc_by_id(dialect: Dialect, principal: Principal, table: Table, id: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(table, "t").push(" WHERE t.id = ").bind(Bind::Uuid(id));
+    q.select_docs(table, "t")
+        .push(" WHERE t.id = ")
+        .bind(Bind::Uuid(id));
     q.scope("t", principal);
     q
 }
@@ -178,7 +195,9 @@ pub(crate) fn doc_by_id(dialect: Dialect, principal: Principal, table: Table, id
 /// Every row of a lineage, oldest version first.
 pub(crate) fn lineage_files(dialect: Dialect, principal: Principal, lineage_id: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Files, "t").push(" WHERE t.lineage_id = ").bind(Bind::Uuid(lineage_id));
+    q.select_docs(Table::Files, "t")
+        .push(" WHERE t.lineage_id = ")
+        .bind(Bind::Uuid(lineage_id));
     q.scope("t", principal);
     q.push(" ORDER BY t.version");
     q
@@ -187,7 +206,9 @@ pub(crate) fn lineage_files(dialect: Dialect, principal: Principal, lineage_id: 
 /// The archived snapshots of a lineage, oldest first.
 pub(crate) fn lineage_versions(dialect: Dialect, principal: Principal, lineage_id: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Versions, "t").push(" WHERE t.lineage_id = ").bind(Bind::Uuid(lineage_id));
+    q.select_docs(Table::Versions, "t")
+        .push(" WHERE t.lineage_id = ")
+        .bind(Bind::Uuid(lineage_id));
     q.scope("t", principal);
     q.push(" ORDER BY t.version");
     q
@@ -196,14 +217,21 @@ pub(crate) fn lineage_versions(dialect: Dialect, principal: Principal, lineage_i
 /// The files of a generation run, in creation order.
 pub(crate) fn batch_files(dialect: Dialect, principal: Principal, batch: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Files, "t").push(" WHERE t.generation_batch_id = ").bind(Bind::Uuid(batch));
+    q.select_docs(Table::Files, "t")
+        .push(" WHERE t.generation_batch_id = ")
+        .bind(Bind::Uuid(batch));
     q.scope("t", principal);
     q.push(" ORDER BY t.created_at, t.id");
     q
 }
 
 /// A file by its idempotency key.
-pub(crate) fn file_by_idempotency_key(dialect: Dialect, principal: Principal, owner: Uuid, key: &str) -> Query {
+pub(crate) fn file_by_idempotency_key(
+    dialect: Dialect,
+    principal: Principal,
+    owner: Uuid,
+    key: &str,
+) -> Query {
     let mut q = Query::new(dialect);
     q.select_docs(Table::Files, "t")
         .push(" WHERE t.user_id = ")
@@ -220,7 +248,8 @@ pub(crate) fn collections(dialect: Dialect, principal: Principal, product: Optio
     q.select_docs(Table::Collections, "t").push(" WHERE 1 = 1");
     q.scope("t", principal);
     if let Some(product) = product {
-        q.push(" AND t.product_idea_id = ").bind(Bind::Uuid(product));
+        q.push(" AND t.product_idea_id = ")
+            .bind(Bind::Uuid(product));
     }
     q.push(" ORDER BY t.created_at DESC, t.id DESC");
     q
@@ -229,7 +258,9 @@ pub(crate) fn collections(dialect: Dialect, principal: Principal, product: Optio
 /// A collection's items in display order.
 pub(crate) fn collection_items(dialect: Dialect, principal: Principal, collection: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Items, "t").push(" WHERE t.collection_id = ").bind(Bind::Uuid(collection));
+    q.select_docs(Table::Items, "t")
+        .push(" WHERE t.collection_id = ")
+        .bind(Bind::Uuid(collection));
     q.scope("t", principal);
     q.push(" ORDER BY t.display_order, t.created_at, t.id");
     q
@@ -238,8 +269,11 @@ pub(crate) fn collection_items(dialect: Dialect, principal: Principal, collectio
 /// The files that a collection's items point to.
 pub(crate) fn collection_files(dialect: Dialect, principal: Principal, collection: Uuid) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Files, "t").push(" WHERE t.id IN (SELECT i.tech_file_id FROM ");
-    q.table(Table::Items, "i").push(" WHERE i.collection_id = ").bind(Bind::Uuid(collection));
+    q.select_docs(Table::Files, "t")
+        .push(" WHERE t.id IN (SELECT i.tech_file_id FROM ");
+    q.table(Table::Items, "i")
+        .push(" WHERE i.collection_id = ")
+        .bind(Bind::Uuid(collection));
     q.scope("i", principal);
     q.push(")");
     q.scope("t", principal);
@@ -253,7 +287,9 @@ pub(crate) fn product_stats(dialect: Dialect, principal: Principal, product: Uui
         "SELECT t.file_type, t.status, CAST(count(*) AS BIGINT), CAST(coalesce(sum(t.credits_used), 0) AS BIGINT), \
          CAST(sum(CASE WHEN t.is_latest THEN 1 ELSE 0 END) AS BIGINT) FROM ",
     );
-    q.table(Table::Files, "t").push(" WHERE t.product_idea_id = ").bind(Bind::Uuid(product));
+    q.table(Table::Files, "t")
+        .push(" WHERE t.product_idea_id = ")
+        .bind(Bind::Uuid(product));
     q.scope("t", principal);
     q.push(" GROUP BY t.file_type, t.status ORDER BY t.file_type, t.status");
     q
@@ -263,19 +299,27 @@ pub(crate) fn product_stats(dialect: Dialect, principal: Principal, product: Uui
 pub(crate) fn recent_files(dialect: Dialect, principal: Principal, since: DateTime<Utc>) -> Query {
     let mut q = Query::new(dialect);
     q.push("SELECT t.file_type, t.status, CAST(count(*) AS BIGINT) FROM ");
-    q.table(Table::Files, "t").push(" WHERE t.created_at > ").bind(Bind::Time(since));
+    q.table(Table::Files, "t")
+        .push(" WHERE t.created_at > ")
+        .bind(Bind::Time(since));
     q.scope("t", principal);
     q.push(" GROUP BY t.file_type, t.status ORDER BY t.file_type, t.status");
     q
 }
 
 /// Monitoring: credits by product since `since`, most first.
-pub(crate) fn credits_by_product(dialect: Dialect, principal: Principal, since: DateTime<Utc>) -> Query {
+pub(crate) fn credits_by_product(
+    dialect: Dialect,
+    principal: Principal,
+    since: DateTime<Utc>,
+) -> Query {
     let mut q = Query::new(dialect);
     q.push(
         "SELECT CAST(t.product_idea_id AS TEXT), CAST(coalesce(sum(t.credits_used), 0) AS BIGINT), CAST(count(*) AS BIGINT) FROM ",
     );
-    q.table(Table::Files, "t").push(" WHERE t.created_at > ").bind(Bind::Time(since));
+    q.table(Table::Files, "t")
+        .push(" WHERE t.created_at > ")
+        .bind(Bind::Time(since));
     q.scope("t", principal);
     q.push(" GROUP BY t.product_idea_id ORDER BY 2 DESC, 1");
     q
@@ -300,8 +344,11 @@ pub(crate) fn sqlite_time(time: DateTime<Utc>) -> String {
 }
 
 /// Decodes a JSON document column.
-pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, crate::StoreError> {
-    serde_json::from_str(doc).map_err(|error| crate::StoreError::Corrupt(format!("{error} in {doc:.200}")))
+pub(crate) fn decode_doc<T: serde::de::DeserializeOwned>(
+    doc: &str,
+) -> Result<T, crate::StoreError> {
+    serde_json::from_str(doc)
+        .map_err(|error| crate::StoreError::Corrupt(format!("{error} in {doc:.200}")))
 }
 
 /// The newest legacy analysis of a revision's view (of one image, when a hash is given).
@@ -319,7 +366,8 @@ pub(crate) fn legacy_lookup(
         .push(" AND t.view_type = ")
         .bind(Bind::Text(view_type.into()));
     if let Some(hash) = image_sha256 {
-        q.push(" AND t.image_sha256 = ").bind(Bind::Text(hash.into()));
+        q.push(" AND t.image_sha256 = ")
+            .bind(Bind::Text(hash.into()));
     }
     q.scope("t", principal);
     q.push(" ORDER BY t.created_at DESC, t.id DESC LIMIT 1");
@@ -327,15 +375,26 @@ pub(crate) fn legacy_lookup(
 }
 
 /// Legacy rows in creation order after the row `after`.
-pub(crate) fn legacy_page(dialect: Dialect, principal: Principal, after: Option<Uuid>, limit: u32) -> Query {
+pub(crate) fn legacy_page(
+    dialect: Dialect,
+    principal: Principal,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Query {
     let mut q = Query::new(dialect);
     q.select_docs(Table::Legacy, "t").push(" WHERE 1 = 1");
     q.scope("t", principal);
     if let Some(after) = after {
         q.push(" AND (t.created_at, t.id) > (SELECT a.created_at, a.id FROM ");
-        q.table(Table::Legacy, "a").push(" WHERE a.id = ").bind(Bind::Uuid(after)).push(")");
+        q.table(Table::Legacy, "a")
+            .push(" WHERE a.id = ")
+            .bind(Bind::Uuid(after))
+            .push(")");
     }
-    q.push(" ORDER BY t.created_at, t.id LIMIT ").bind(Bind::Int(i64::from(limit.clamp(1, techpack_model::MAX_PAGE_SIZE))));
+    q.push(" ORDER BY t.created_at, t.id LIMIT ")
+        .bind(Bind::Int(i64::from(
+            limit.clamp(1, techpack_model::MAX_PAGE_SIZE),
+        )));
     q
 }
 
@@ -356,11 +415,13 @@ pub(crate) fn blob_references(
          CASE WHEN t.status = 'archived' THEN 1 ELSE 0 END AS archived, \
          CASE WHEN t.status = 'archived' THEN t.updated_at END AS archived_at, 0 AS legacy FROM ",
     );
-    q.table(Table::Files, "t").push(" WHERE t.file_url IS NOT NULL");
+    q.table(Table::Files, "t")
+        .push(" WHERE t.file_url IS NOT NULL");
     q.scope("t", principal);
     blob_key_condition(&mut q, "t.file_url", after, key);
     q.push(" UNION ALL SELECT l.image_url, 0, 0, NULL, 1 FROM ");
-    q.table(Table::Legacy, "l").push(" WHERE l.image_url IS NOT NULL");
+    q.table(Table::Legacy, "l")
+        .push(" WHERE l.image_url IS NOT NULL");
     q.scope("l", principal);
     blob_key_condition(&mut q, "l.image_url", after, key);
     q.push(") AS r GROUP BY r.blob_key ORDER BY r.blob_key LIMIT ")
@@ -370,23 +431,32 @@ pub(crate) fn blob_references(
 
 fn blob_key_condition(q: &mut Query, column: &str, after: Option<&str>, key: Option<&str>) {
     if let Some(after) = after {
-        q.push(&format!(" AND {column} > ")).bind(Bind::Text(after.into()));
+        q.push(&format!(" AND {column} > "))
+            .bind(Bind::Text(after.into()));
     }
     if let Some(key) = key {
-        q.push(&format!(" AND {column} = ")).bind(Bind::Text(key.into()));
+        q.push(&format!(" AND {column} = "))
+            .bind(Bind::Text(key.into()));
     }
 }
 
 /// Non-archived rows with a blob, in id order after `after`.
-pub(crate) fn files_with_blobs(dialect: Dialect, principal: Principal, after: Option<Uuid>, limit: u32) -> Query {
+pub(crate) fn files_with_blobs(
+    dialect: Dialect,
+    principal: Principal,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Query {
     let mut q = Query::new(dialect);
-    q.select_docs(Table::Files, "t").push(" WHERE t.file_url IS NOT NULL AND t.status <> 'archived'");
+    q.select_docs(Table::Files, "t")
+        .push(" WHERE t.file_url IS NOT NULL AND t.status <> 'archived'");
     q.scope("t", principal);
     if let Some(after) = after {
         // SQLite keeps ids as text; comparing the canonical lower-case strings orders them
         // the same way as PostgreSQL's uuid comparison.
         q.push(" AND t.id > ").bind(Bind::Uuid(after));
     }
-    q.push(" ORDER BY t.id LIMIT ").bind(Bind::Int(i64::from(limit.max(1))));
+    q.push(" ORDER BY t.id LIMIT ")
+        .bind(Bind::Int(i64::from(limit.max(1))));
     q
 }

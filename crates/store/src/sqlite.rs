@@ -9,12 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 use techpack_model::{
     Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
-    FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile, Principal,
-    ProductStats, TechFile, TechFileVersion,
+    FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile,
+    Principal, ProductStats, TechFile, TechFileVersion,
 };
 use uuid::Uuid;
 
@@ -42,14 +44,19 @@ impl SqliteStore {
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent).map_err(|error| {
-                StoreError::Config(format!("cannot create the database folder {}: {error}", parent.display()))
+                StoreError::Config(format!(
+                    "cannot create the database folder {}: {error}",
+                    parent.display()
+                ))
             })?;
         }
         let in_memory = path.as_os_str() == ":memory:";
         let options = if in_memory {
             SqliteConnectOptions::from_str("sqlite::memory:").map_err(StoreError::Database)?
         } else {
-            SqliteConnectOptions::new().filename(path).create_if_missing(true)
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
         }
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -60,7 +67,12 @@ impl SqliteStore {
             .max_connections(if in_memory { 1 } else { 8 })
             .connect_with(options)
             .await
-            .map_err(|error| StoreError::Config(format!("cannot open SQLite database {}: {error}", path.display())))?;
+            .map_err(|error| {
+                StoreError::Config(format!(
+                    "cannot open SQLite database {}: {error}",
+                    path.display()
+                ))
+            })?;
         Ok(Self { pool })
     }
 
@@ -78,8 +90,17 @@ impl SqliteStore {
         docs(&mut conn, query).await
     }
 
-    async fn one<T: serde::de::DeserializeOwned>(&self, query: Query, entity: &'static str, id: impl ToString) -> StoreResult<T> {
-        self.docs(query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+    async fn one<T: serde::de::DeserializeOwned>(
+        &self,
+        query: Query,
+        entity: &'static str,
+        id: impl ToString,
+    ) -> StoreResult<T> {
+        self.docs(query)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::not_found(entity, id))
     }
 }
 
@@ -97,7 +118,10 @@ fn bound(query: Query) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::Sqli
     statement
 }
 
-async fn docs<T: serde::de::DeserializeOwned>(conn: &mut SqliteConnection, query: Query) -> StoreResult<Vec<T>> {
+async fn docs<T: serde::de::DeserializeOwned>(
+    conn: &mut SqliteConnection,
+    query: Query,
+) -> StoreResult<Vec<T>> {
     let rows = bound(query).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| sql::decode_doc(&row.try_get::<String, _>(0)?))
@@ -110,10 +134,16 @@ async fn one<T: serde::de::DeserializeOwned>(
     entity: &'static str,
     id: impl ToString,
 ) -> StoreResult<T> {
-    docs(conn, query).await?.into_iter().next().ok_or_else(|| StoreError::not_found(entity, id))
+    docs(conn, query)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::not_found(entity, id))
 }
 
-fn tuples<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<Vec<T>> {
+fn tuples<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> StoreResult<Vec<T>> {
     Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
 }
 
@@ -173,8 +203,18 @@ async fn insert_file(
     Ok(())
 }
 
-async fn collection_in(conn: &mut SqliteConnection, principal: Principal, id: Uuid) -> StoreResult<Collection> {
-    one(conn, sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await
+async fn collection_in(
+    conn: &mut SqliteConnection,
+    principal: Principal,
+    id: Uuid,
+) -> StoreResult<Collection> {
+    one(
+        conn,
+        sql::doc_by_id(D, principal, Table::Collections, id),
+        "collection",
+        id,
+    )
+    .await
 }
 
 #[async_trait]
@@ -186,16 +226,23 @@ impl TechFileStore for SqliteStore {
     async fn migrate_up(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
         MIGRATOR.run(&self.pool).await?;
-        Ok(before.iter().filter(|m| !m.applied).map(|m| m.version).collect())
+        Ok(before
+            .iter()
+            .filter(|m| !m.applied)
+            .map(|m| m.version)
+            .collect())
     }
 
     async fn migration_status(&self) -> StoreResult<Vec<MigrationInfo>> {
-        let has_table: Option<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let has_table: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         let applied: Vec<i64> = if has_table.is_some() {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await?
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
         } else {
             Vec::new()
         };
@@ -206,49 +253,100 @@ impl TechFileStore for SqliteStore {
         let objects: Vec<(String, String)> = sqlx::query_as("SELECT type, name FROM sqlite_master")
             .fetch_all(&self.pool)
             .await?;
-        let of = |kind: &str| objects.iter().filter(|(t, _)| t == kind).map(|(_, n)| n.clone()).collect::<Vec<_>>();
+        let of = |kind: &str| {
+            objects
+                .iter()
+                .filter(|(t, _)| t == kind)
+                .map(|(_, n)| n.clone())
+                .collect::<Vec<_>>()
+        };
         let mut report = SchemaReport::default();
         schema::missing("table", schema::TABLES, &of("table"), &mut report);
         schema::missing("index", schema::INDEXES, &of("index"), &mut report);
-        schema::missing("trigger", schema::SQLITE_TRIGGERS, &of("trigger"), &mut report);
+        schema::missing(
+            "trigger",
+            schema::SQLITE_TRIGGERS,
+            &of("trigger"),
+            &mut report,
+        );
         schema::missing("view", schema::SQLITE_VIEWS, &of("view"), &mut report);
         Ok(report)
     }
 
     async fn migrate_down(&self) -> StoreResult<Vec<i64>> {
-        let applied: Vec<i64> = self.migration_status().await?.iter().filter(|m| m.applied).map(|m| m.version).collect();
+        let applied: Vec<i64> = self
+            .migration_status()
+            .await?
+            .iter()
+            .filter(|m| m.applied)
+            .map(|m| m.version)
+            .collect();
         MIGRATOR.undo(&self.pool, 0).await?;
         Ok(applied.into_iter().rev().collect())
     }
 
-    async fn create_tech_file(&self, principal: Principal, file: NewTechFile) -> StoreResult<TechFile> {
+    async fn create_tech_file(
+        &self,
+        principal: Principal,
+        file: NewTechFile,
+    ) -> StoreResult<TechFile> {
         file.validate()?;
         check_owner(principal, file.user_id)?;
         let mut tx = self.write_tx().await?;
         if let Some(key) = &file.idempotency_key {
-            let existing: Vec<TechFile> = docs(&mut tx, sql::file_by_idempotency_key(D, principal, file.user_id, key)).await?;
+            let existing: Vec<TechFile> = docs(
+                &mut tx,
+                sql::file_by_idempotency_key(D, principal, file.user_id, key),
+            )
+            .await?;
             if let Some(existing) = existing.into_iter().next() {
                 return Ok(existing);
             }
         }
         let id = Uuid::now_v7();
         insert_file(&mut tx, id, id, 1, None, &file, principal.user_id(), None).await?;
-        let created = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let created = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn get_tech_file_by_id(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
-        self.one(sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await
+        self.one(
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await
     }
 
-    async fn find_by_idempotency_key(&self, principal: Principal, owner: Uuid, key: &str) -> StoreResult<Option<TechFile>> {
-        Ok(self.docs(sql::file_by_idempotency_key(D, principal, owner, key)).await?.into_iter().next())
+    async fn find_by_idempotency_key(
+        &self,
+        principal: Principal,
+        owner: Uuid,
+        key: &str,
+    ) -> StoreResult<Option<TechFile>> {
+        Ok(self
+            .docs(sql::file_by_idempotency_key(D, principal, owner, key))
+            .await?
+            .into_iter()
+            .next())
     }
 
-    async fn get_latest_tech_files(&self, principal: Principal, filter: &FileFilter) -> StoreResult<FilePage> {
+    async fn get_latest_tech_files(
+        &self,
+        principal: Principal,
+        filter: &FileFilter,
+    ) -> StoreResult<FilePage> {
         let page_size = filter.page_size()?;
-        let files = self.docs(sql::latest_files(D, principal, filter, page_size)).await?;
+        let files = self
+            .docs(sql::latest_files(D, principal, filter, page_size))
+            .await?;
         Ok(crate::page(files, page_size))
     }
 
@@ -265,22 +363,41 @@ impl TechFileStore for SqliteStore {
         q.push("UPDATE tech_files AS t SET status = ")
             .bind(Bind::Text(status.as_str().into()))
             .push(", error_message = ")
-            .bind(Bind::OptText(error_message.filter(|_| status == FileStatus::Failed)))
+            .bind(Bind::OptText(
+                error_message.filter(|_| status == FileStatus::Failed),
+            ))
             .push(" WHERE t.id = ")
             .bind(Bind::Uuid(id));
         q.scope("t", principal);
         if bound(q).execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("tech file", id));
         }
-        let file = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let file = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(file)
     }
 
-    async fn complete_tech_file(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+    async fn complete_tech_file(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.write_tx().await?;
-        let current: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let current: TechFile = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         let row = completed_row(&current, &changes)?;
         sqlx::query(
             "UPDATE tech_files SET view_type = ?2, file_category = ?3, file_url = ?4, content_sha256 = ?5, \
@@ -308,7 +425,13 @@ impl TechFileStore for SqliteStore {
         .bind(&row.error_message)
         .execute(&mut *tx)
         .await?;
-        let file = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let file = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(file)
     }
@@ -316,22 +439,44 @@ impl TechFileStore for SqliteStore {
     async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
         let mut tx = self.write_tx().await?;
         let mut q = Query::new(D);
-        q.push("UPDATE tech_files AS t SET status = 'archived' WHERE t.id = ").bind(Bind::Uuid(id));
+        q.push("UPDATE tech_files AS t SET status = 'archived' WHERE t.id = ")
+            .bind(Bind::Uuid(id));
         q.scope("t", principal);
         if bound(q).execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("tech file", id));
         }
-        let file = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let file = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(file)
     }
 
-    async fn create_tech_file_version(&self, principal: Principal, id: Uuid, changes: FileChanges) -> StoreResult<TechFile> {
+    async fn create_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        changes: FileChanges,
+    ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.write_tx().await?;
-        let parent: TechFile = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, id), "tech file", id).await?;
+        let parent: TechFile = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, id),
+            "tech file",
+            id,
+        )
+        .await?;
         if let Some(key) = &changes.idempotency_key {
-            let existing: Vec<TechFile> = docs(&mut tx, sql::file_by_idempotency_key(D, principal, parent.user_id, key)).await?;
+            let existing: Vec<TechFile> = docs(
+                &mut tx,
+                sql::file_by_idempotency_key(D, principal, parent.user_id, key),
+            )
+            .await?;
             if let Some(existing) = existing.into_iter().next() {
                 return Ok(existing);
             }
@@ -353,26 +498,47 @@ impl TechFileStore for SqliteStore {
             changes.change_description.as_deref(),
         )
         .await?;
-        let file = one(&mut tx, sql::doc_by_id(D, principal, Table::Files, new_id), "tech file", new_id).await?;
+        let file = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Files, new_id),
+            "tech file",
+            new_id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(file)
     }
 
-    async fn get_tech_file_versions(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFileVersion>> {
+    async fn get_tech_file_versions(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Vec<TechFileVersion>> {
         let file = self.get_tech_file_by_id(principal, id).await?;
-        self.docs(sql::lineage_versions(D, principal, file.lineage_id)).await
+        self.docs(sql::lineage_versions(D, principal, file.lineage_id))
+            .await
     }
 
     async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>> {
         let file = self.get_tech_file_by_id(principal, id).await?;
-        self.docs(sql::lineage_files(D, principal, file.lineage_id)).await
+        self.docs(sql::lineage_files(D, principal, file.lineage_id))
+            .await
     }
 
-    async fn restore_tech_file_version(&self, principal: Principal, id: Uuid, version: i32) -> StoreResult<TechFile> {
+    async fn restore_tech_file_version(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        version: i32,
+    ) -> StoreResult<TechFile> {
         crate::restore(self, principal, id, version).await
     }
 
-    async fn create_tech_file_collection(&self, principal: Principal, collection: NewCollection) -> StoreResult<Collection> {
+    async fn create_tech_file_collection(
+        &self,
+        principal: Principal,
+        collection: NewCollection,
+    ) -> StoreResult<Collection> {
         collection.validate()?;
         check_owner(principal, collection.user_id)?;
         let mut tx = self.write_tx().await?;
@@ -397,10 +563,19 @@ impl TechFileStore for SqliteStore {
     }
 
     async fn get_collection(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
-        self.one(sql::doc_by_id(D, principal, Table::Collections, id), "collection", id).await
+        self.one(
+            sql::doc_by_id(D, principal, Table::Collections, id),
+            "collection",
+            id,
+        )
+        .await
     }
 
-    async fn list_collections(&self, principal: Principal, product: Option<Uuid>) -> StoreResult<Vec<Collection>> {
+    async fn list_collections(
+        &self,
+        principal: Principal,
+        product: Option<Uuid>,
+    ) -> StoreResult<Vec<Collection>> {
         self.docs(sql::collections(D, principal, product)).await
     }
 
@@ -416,8 +591,13 @@ impl TechFileStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let collection = collection_in(&mut tx, principal, collection_id).await?;
         for item in &items {
-            let file: TechFile =
-                one(&mut tx, sql::doc_by_id(D, principal, Table::Files, item.tech_file_id), "tech file", item.tech_file_id).await?;
+            let file: TechFile = one(
+                &mut tx,
+                sql::doc_by_id(D, principal, Table::Files, item.tech_file_id),
+                "tech file",
+                item.tech_file_id,
+            )
+            .await?;
             if file.user_id != collection.user_id {
                 return Err(StoreError::not_found("tech file", item.tech_file_id));
             }
@@ -446,12 +626,17 @@ impl TechFileStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let all: Vec<CollectionItem> = docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
+        let all: Vec<CollectionItem> =
+            docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
         tx.commit().await?;
         Ok(crate::items_for(all, &items))
     }
 
-    async fn get_collection_with_files(&self, principal: Principal, id: Uuid) -> StoreResult<CollectionWithFiles> {
+    async fn get_collection_with_files(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<CollectionWithFiles> {
         let mut conn = self.pool.begin().await?;
         let collection = collection_in(&mut conn, principal, id).await?;
         let items = docs(&mut conn, sql::collection_items(D, principal, id)).await?;
@@ -460,7 +645,12 @@ impl TechFileStore for SqliteStore {
         Ok(crate::join_items(collection, items, files))
     }
 
-    async fn update_collection_progress(&self, principal: Principal, id: Uuid, progress: CollectionProgress) -> StoreResult<Collection> {
+    async fn update_collection_progress(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        progress: CollectionProgress,
+    ) -> StoreResult<Collection> {
         progress.validate()?;
         let mut tx = self.write_tx().await?;
         let mut q = Query::new(D);
@@ -482,7 +672,11 @@ impl TechFileStore for SqliteStore {
         Ok(collection)
     }
 
-    async fn update_collection_credits(&self, principal: Principal, id: Uuid) -> StoreResult<Collection> {
+    async fn update_collection_credits(
+        &self,
+        principal: Principal,
+        id: Uuid,
+    ) -> StoreResult<Collection> {
         let mut tx = self.write_tx().await?;
         let mut q = Query::new(D);
         q.push(
@@ -500,26 +694,54 @@ impl TechFileStore for SqliteStore {
         Ok(collection)
     }
 
-    async fn get_batch_files(&self, principal: Principal, batch_id: Uuid) -> StoreResult<Vec<TechFile>> {
+    async fn get_batch_files(
+        &self,
+        principal: Principal,
+        batch_id: Uuid,
+    ) -> StoreResult<Vec<TechFile>> {
         self.docs(sql::batch_files(D, principal, batch_id)).await
     }
 
-    async fn get_product_generation_stats(&self, principal: Principal, product_idea_id: Uuid) -> StoreResult<ProductStats> {
-        let rows = bound(sql::product_stats(D, principal, product_idea_id)).fetch_all(&self.pool).await?;
+    async fn get_product_generation_stats(
+        &self,
+        principal: Principal,
+        product_idea_id: Uuid,
+    ) -> StoreResult<ProductStats> {
+        let rows = bound(sql::product_stats(D, principal, product_idea_id))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(crate::stats_from_groups(product_idea_id, tuples(&rows)?))
     }
 
     async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport> {
         let now = Utc::now();
         let mut conn = self.pool.begin().await?;
-        let recent = bound(sql::recent_files(D, principal, now - chrono::Duration::hours(24))).fetch_all(&mut *conn).await?;
-        let credits = bound(sql::credits_by_product(D, principal, now - chrono::Duration::days(7))).fetch_all(&mut *conn).await?;
-        let completion = bound(sql::collection_completion(D, principal)).fetch_all(&mut *conn).await?;
+        let recent = bound(sql::recent_files(
+            D,
+            principal,
+            now - chrono::Duration::hours(24),
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        let credits = bound(sql::credits_by_product(
+            D,
+            principal,
+            now - chrono::Duration::days(7),
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        let completion = bound(sql::collection_completion(D, principal))
+            .fetch_all(&mut *conn)
+            .await?;
         conn.commit().await?;
         crate::report_from_tuples(tuples(&recent)?, tuples(&credits)?, tuples(&completion)?)
     }
 
-    async fn write_legacy_analysis(&self, principal: Principal, row: NewLegacyAnalysis) -> StoreResult<LegacyAnalysis> {
+    async fn write_legacy_analysis(
+        &self,
+        principal: Principal,
+        row: NewLegacyAnalysis,
+    ) -> StoreResult<LegacyAnalysis> {
         row.validate()?;
         check_owner(principal, row.user_id)?;
         let mut tx = self.write_tx().await?;
@@ -540,7 +762,13 @@ impl TechFileStore for SqliteStore {
         .bind(row.credits_used)
         .execute(&mut *tx)
         .await?;
-        let created = one(&mut tx, sql::doc_by_id(D, principal, Table::Legacy, id), "legacy analysis", id).await?;
+        let created = one(
+            &mut tx,
+            sql::doc_by_id(D, principal, Table::Legacy, id),
+            "legacy analysis",
+            id,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -552,50 +780,102 @@ impl TechFileStore for SqliteStore {
         view_type: &str,
         image_sha256: Option<&str>,
     ) -> StoreResult<Option<LegacyAnalysis>> {
-        Ok(self.docs(sql::legacy_lookup(D, principal, revision_id, view_type, image_sha256)).await?.into_iter().next())
+        Ok(self
+            .docs(sql::legacy_lookup(
+                D,
+                principal,
+                revision_id,
+                view_type,
+                image_sha256,
+            ))
+            .await?
+            .into_iter()
+            .next())
     }
 
-    async fn list_legacy_analyses(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<LegacyAnalysis>> {
-        self.docs(sql::legacy_page(D, principal, after, limit)).await
+    async fn list_legacy_analyses(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<LegacyAnalysis>> {
+        self.docs(sql::legacy_page(D, principal, after, limit))
+            .await
     }
 
-    async fn list_blob_references(&self, principal: Principal, after: Option<&str>, limit: u32) -> StoreResult<Vec<BlobReferences>> {
+    async fn list_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlobReferences>> {
         let mut conn = self.pool.acquire().await?;
-        blob_references(&mut conn, sql::blob_references(D, principal, after, None, limit)).await
+        blob_references(
+            &mut conn,
+            sql::blob_references(D, principal, after, None, limit),
+        )
+        .await
     }
 
-    async fn with_blob_key_locked<'a>(&self, principal: Principal, key: &'a str, action: LockedBlobAction<'a>) -> StoreResult<()> {
+    async fn with_blob_key_locked<'a>(
+        &self,
+        principal: Principal,
+        key: &'a str,
+        action: LockedBlobAction<'a>,
+    ) -> StoreResult<()> {
         // BEGIN IMMEDIATE takes the database's single write lock: no row can be written until
         // the action has run and the transaction ends.
         let mut tx = self.write_tx().await?;
-        let references = blob_references(&mut tx, sql::blob_references(D, principal, None, Some(key), 1))
-            .await?
-            .pop()
-            .unwrap_or_else(|| BlobReferences::none(key));
+        let references = blob_references(
+            &mut tx,
+            sql::blob_references(D, principal, None, Some(key), 1),
+        )
+        .await?
+        .pop()
+        .unwrap_or_else(|| BlobReferences::none(key));
         action(references).await;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn list_files_with_blobs(&self, principal: Principal, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<TechFile>> {
-        self.docs(sql::files_with_blobs(D, principal, after, limit)).await
+    async fn list_files_with_blobs(
+        &self,
+        principal: Principal,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<TechFile>> {
+        self.docs(sql::files_with_blobs(D, principal, after, limit))
+            .await
     }
 }
 
-async fn blob_references(conn: &mut SqliteConnection, query: Query) -> StoreResult<Vec<BlobReferences>> {
+async fn blob_references(
+    conn: &mut SqliteConnection,
+    query: Query,
+) -> StoreResult<Vec<BlobReferences>> {
     let rows = bound(query).fetch_all(&mut *conn).await?;
     tuples::<(String, i64, i64, Option<String>, i64)>(&rows)?
         .into_iter()
-        .map(|(key, live_rows, archived_rows, archived_at, legacy_rows)| {
-            let last_archived_at = archived_at
-                .map(|text| {
-                    chrono::DateTime::parse_from_rfc3339(&text)
-                        .map(|time| time.with_timezone(&Utc))
-                        .map_err(|error| StoreError::Corrupt(format!("updated_at {text}: {error}")))
+        .map(
+            |(key, live_rows, archived_rows, archived_at, legacy_rows)| {
+                let last_archived_at = archived_at
+                    .map(|text| {
+                        chrono::DateTime::parse_from_rfc3339(&text)
+                            .map(|time| time.with_timezone(&Utc))
+                            .map_err(|error| {
+                                StoreError::Corrupt(format!("updated_at {text}: {error}"))
+                            })
+                    })
+                    .transpose()?;
+                Ok(BlobReferences {
+                    key,
+                    live_rows,
+                    archived_rows,
+                    last_archived_at,
+                    legacy_rows,
                 })
-                .transpose()?;
-            Ok(BlobReferences { key, live_rows, archived_rows, last_archived_at, legacy_rows })
-        })
+            },
+        )
         .collect()
 }
 
@@ -614,4 +894,3 @@ pub(crate) fn migration_infos_for(migrator: &Migrator, applied: &[i64]) -> Vec<M
 fn migration_infos(applied: &[i64]) -> Vec<MigrationInfo> {
     migration_infos_for(&MIGRATOR, applied)
 }
-

@@ -49,29 +49,55 @@ impl TestDatabase {
         });
         // Advisory locks are per database: everyone takes this one in the admin database, so
         // template creation and copying never race across test processes.
-        sqlx::query("SELECT pg_advisory_lock(7364001)").execute(&mut conn).await.expect("advisory lock");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        sqlx::query("SELECT pg_advisory_lock(7364001)")
+            .execute(&mut conn)
+            .await
+            .expect("advisory lock");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
         let template = template_name();
         sweep(&mut conn, now, &template).await;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&template)
-            .fetch_one(&mut conn)
-            .await
-            .expect("list databases");
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&template)
+                .fetch_one(&mut conn)
+                .await
+                .expect("list databases");
         if !exists {
             let building = format!("{template}_building");
             exec(&mut conn, &format!("DROP DATABASE IF EXISTS {building}")).await;
             exec(&mut conn, &format!("CREATE DATABASE {building}")).await;
-            let store = PostgresStore::connect(&with_database(&admin, &building)).await.expect("connect to template");
-            store.migrate_up().await.expect("migrate the template database");
+            let store = PostgresStore::connect(&with_database(&admin, &building))
+                .await
+                .expect("connect to template");
+            store
+                .migrate_up()
+                .await
+                .expect("migrate the template database");
             store.pool().close().await;
-            exec(&mut conn, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+            exec(
+                &mut conn,
+                &format!("ALTER DATABASE {building} RENAME TO {template}"),
+            )
+            .await;
         }
         let name = format!("techpack_test_{now}_{}", uuid::Uuid::new_v4().simple());
-        exec(&mut conn, &format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
-        sqlx::query("SELECT pg_advisory_unlock(7364001)").execute(&mut conn).await.expect("unlock");
+        exec(
+            &mut conn,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        )
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock(7364001)")
+            .execute(&mut conn)
+            .await
+            .expect("unlock");
         conn.close().await.ok();
-        Self { url: with_database(&admin, &name), name }
+        Self {
+            url: with_database(&admin, &name),
+            name,
+        }
     }
 
     /// A store connected to this database.
@@ -91,13 +117,18 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop runs inside the test's runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                sqlx::query(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
             })
         })
         .join();
@@ -130,19 +161,30 @@ async fn sweep(conn: &mut PgConnection, now: u64, current_template: &str) {
             .await
             .unwrap_or_default();
     for name in templates {
-        let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut *conn).await;
+        let _ = sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut *conn)
+        .await;
     }
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE 'techpack\\_test\\_%'")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'techpack\\_test\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
     for name in names {
-        let created: u64 = name.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(now);
+        let created: u64 = name
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(now);
         if now.saturating_sub(created) > 3600 {
-            let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut *conn)
-                .await;
+            let _ = sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await;
         }
     }
 }

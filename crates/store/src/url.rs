@@ -18,7 +18,10 @@ impl DatabaseTarget {
     /// Parses `sqlite://PATH`, `sqlite:PATH`, `postgres://…` or `postgresql://…`.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let url = url.trim();
-        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             let path = rest.split('?').next().unwrap_or_default();
             if path.is_empty() {
                 return Err(StoreError::Config(
@@ -51,9 +54,17 @@ mod tests {
             DatabaseTarget::parse("sqlite:///abs/t.db?mode=rwc").unwrap(),
             DatabaseTarget::Sqlite("/abs/t.db".into())
         );
-        assert!(matches!(DatabaseTarget::parse("postgresql://u@h/db").unwrap(), DatabaseTarget::Postgres(_)));
-        let error = DatabaseTarget::parse("mysql://u@h/db").unwrap_err().to_string();
-        assert!(error.contains("unsupported database URL scheme 'mysql'"), "{error}");
+        assert!(matches!(
+            DatabaseTarget::parse("postgresql://u@h/db").unwrap(),
+            DatabaseTarget::Postgres(_)
+        ));
+        let error = DatabaseTarget::parse("mysql://u@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unsupported database URL scheme 'mysql'"),
+            "{error}"
+        );
         assert!(DatabaseTarget::parse("techpack.db").is_err());
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use techpack_model::{
-    CollectionItemInput, CollectionProgress, CollectionStatus, CollectionType, FileChanges, FileFilter,
-    FileStatus, FileType, NewCollection, NewTechFile, Principal, MAX_JSON_BYTES,
+    CollectionItemInput, CollectionProgress, CollectionStatus, CollectionType, FileChanges,
+    FileFilter, FileStatus, FileType, MAX_JSON_BYTES, NewCollection, NewTechFile, Principal,
 };
 use techpack_store::test_support::TestDatabase;
 use techpack_store::{NewLegacyAnalysis, SqliteStore, StoreError, TechFileStore};
@@ -21,15 +21,25 @@ struct Harness {
 
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("techpack.db"))
+        .await
+        .unwrap();
     store.migrate_up().await.unwrap();
-    Harness { store: Arc::new(store), _sqlite_dir: Some(dir), _postgres: None }
+    Harness {
+        store: Arc::new(store),
+        _sqlite_dir: Some(dir),
+        _postgres: None,
+    }
 }
 
 async fn postgres() -> Harness {
     let db = TestDatabase::create().await;
     let store = db.store().await.unwrap();
-    Harness { store: Arc::new(store), _sqlite_dir: None, _postgres: Some(db) }
+    Harness {
+        store: Arc::new(store),
+        _sqlite_dir: None,
+        _postgres: Some(db),
+    }
 }
 
 macro_rules! conformance {
@@ -89,7 +99,8 @@ async fn creates_and_reads_back_every_field(store: Arc<dyn TechFileStore>) {
     file.content_sha256 = Some("ab".repeat(32));
     file.content_size = Some(12345);
     file.mime_type = Some("image/png".into());
-    file.analysis_data = json!({"colors": [{"hex": "#ff0000", "share": 0.5}], "nested": {"a": [1, 2, 3]}});
+    file.analysis_data =
+        json!({"colors": [{"hex": "#ff0000", "share": 0.5}], "nested": {"a": [1, 2, 3]}});
     file.metadata = json!({"source": "test"});
     file.ai_model = Some("techpack-local/1.0".into());
     file.generation_prompt = Some("crop collar".into());
@@ -113,8 +124,20 @@ async fn creates_and_reads_back_every_field(store: Arc<dyn TechFileStore>) {
     assert_eq!(created.revision_id, file.revision_id);
     let read = store.get_tech_file_by_id(me, created.id).await.unwrap();
     assert_eq!(read, created);
-    let missing = store.get_tech_file_by_id(me, Uuid::new_v4()).await.unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound { entity: "tech file", .. }), "{missing}");
+    let missing = store
+        .get_tech_file_by_id(me, Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            StoreError::NotFound {
+                entity: "tech file",
+                ..
+            }
+        ),
+        "{missing}"
+    );
 }
 
 async fn idempotency_key_returns_the_first_row(store: Arc<dyn TechFileStore>) {
@@ -126,16 +149,28 @@ async fn idempotency_key_returns_the_first_row(store: Arc<dyn TechFileStore>) {
     let first = store.create_tech_file(me, file.clone()).await.unwrap();
     let second = store.create_tech_file(me, file.clone()).await.unwrap();
     assert_eq!(first.id, second.id);
-    let found = store.find_by_idempotency_key(me, owner, "batch-1:analysis:front").await.unwrap();
+    let found = store
+        .find_by_idempotency_key(me, owner, "batch-1:analysis:front")
+        .await
+        .unwrap();
     assert_eq!(found.map(|f| f.id), Some(first.id));
-    let stats = store.get_product_generation_stats(me, file.product_idea_id).await.unwrap();
+    let stats = store
+        .get_product_generation_stats(me, file.product_idea_id)
+        .await
+        .unwrap();
     assert_eq!(stats.total_files, 1);
-    assert_eq!(stats.total_credits_used, 1, "a retried step is not charged twice");
+    assert_eq!(
+        stats.total_credits_used, 1,
+        "a retried step is not charged twice"
+    );
     // The same key for another user is that user's own.
     let other = user();
     let mut theirs = file.clone();
     theirs.user_id = other;
-    let theirs = store.create_tech_file(Principal::User(other), theirs).await.unwrap();
+    let theirs = store
+        .create_tech_file(Principal::User(other), theirs)
+        .await
+        .unwrap();
     assert_ne!(theirs.id, first.id);
 }
 
@@ -147,23 +182,45 @@ async fn lists_latest_files_with_filters_and_keyset_pages(store: Arc<dyn TechFil
     let batch = Uuid::new_v4();
     let mut ids = Vec::new();
     for index in 0..7 {
-        let file_type = if index % 2 == 0 { FileType::Closeup } else { FileType::Sketch };
+        let file_type = if index % 2 == 0 {
+            FileType::Closeup
+        } else {
+            FileType::Sketch
+        };
         let mut file = new_file(owner, product, file_type);
         file.revision_id = Some(revision);
         file.view_type = Some(if index < 4 { "front" } else { "back" }.into());
         file.generation_batch_id = (index < 3).then_some(batch);
-        file.status = if index == 6 { FileStatus::Failed } else { FileStatus::Completed };
+        file.status = if index == 6 {
+            FileStatus::Failed
+        } else {
+            FileStatus::Completed
+        };
         ids.push(store.create_tech_file(me, file).await.unwrap().id);
     }
     // Another product's file is not listed under this product.
-    store.create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Closeup)).await.unwrap();
+    store
+        .create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Closeup))
+        .await
+        .unwrap();
     // A superseded version is not listed; its successor is.
     let v2 = store
-        .create_tech_file_version(me, ids[0], FileChanges { change_description: Some("again".into()), ..Default::default() })
+        .create_tech_file_version(
+            me,
+            ids[0],
+            FileChanges {
+                change_description: Some("again".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
 
-    let all = FileFilter { product_idea_id: Some(product), limit: Some(3), ..Default::default() };
+    let all = FileFilter {
+        product_idea_id: Some(product),
+        limit: Some(3),
+        ..Default::default()
+    };
     let mut seen = Vec::new();
     let mut filter = all.clone();
     let mut pages = 0;
@@ -178,7 +235,11 @@ async fn lists_latest_files_with_filters_and_keyset_pages(store: Arc<dyn TechFil
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen.len(), 7, "7 latest files: 6 originals + the new version of the first");
+    assert_eq!(
+        seen.len(),
+        7,
+        "7 latest files: 6 originals + the new version of the first"
+    );
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first, no duplicates across pages");
@@ -187,16 +248,69 @@ async fn lists_latest_files_with_filters_and_keyset_pages(store: Arc<dyn TechFil
 
     let count = |filter: FileFilter| {
         let store = store.clone();
-        async move { store.get_latest_tech_files(me, &filter).await.unwrap().files.len() }
+        async move {
+            store
+                .get_latest_tech_files(me, &filter)
+                .await
+                .unwrap()
+                .files
+                .len()
+        }
     };
-    let base = FileFilter { product_idea_id: Some(product), ..Default::default() };
-    assert_eq!(count(FileFilter { file_type: Some(FileType::Closeup), ..base.clone() }).await, 4);
-    assert_eq!(count(FileFilter { view_type: Some("back".into()), ..base.clone() }).await, 3);
-    assert_eq!(count(FileFilter { status: Some(FileStatus::Failed), ..base.clone() }).await, 1);
-    assert_eq!(count(FileFilter { generation_batch_id: Some(batch), ..base.clone() }).await, 3);
-    assert_eq!(count(FileFilter { revision_id: Some(revision), ..base.clone() }).await, 7);
+    let base = FileFilter {
+        product_idea_id: Some(product),
+        ..Default::default()
+    };
+    assert_eq!(
+        count(FileFilter {
+            file_type: Some(FileType::Closeup),
+            ..base.clone()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(FileFilter {
+            view_type: Some("back".into()),
+            ..base.clone()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(FileFilter {
+            status: Some(FileStatus::Failed),
+            ..base.clone()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(FileFilter {
+            generation_batch_id: Some(batch),
+            ..base.clone()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(FileFilter {
+            revision_id: Some(revision),
+            ..base.clone()
+        })
+        .await,
+        7
+    );
     assert_eq!(count(FileFilter::default()).await, 8);
-    let too_big = store.get_latest_tech_files(me, &FileFilter { limit: Some(10_000), ..Default::default() }).await;
+    let too_big = store
+        .get_latest_tech_files(
+            me,
+            &FileFilter {
+                limit: Some(10_000),
+                ..Default::default()
+            },
+        )
+        .await;
     assert!(matches!(too_big, Err(StoreError::Invalid(ref e)) if e.field == "limit"));
 }
 
@@ -204,10 +318,18 @@ async fn updates_status_completes_in_place_and_archives(store: Arc<dyn TechFileS
     let owner = user();
     let me = Principal::User(owner);
     let product = Uuid::new_v4();
-    let file = store.create_tech_file(me, new_file(owner, product, FileType::Sketch)).await.unwrap();
+    let file = store
+        .create_tech_file(me, new_file(owner, product, FileType::Sketch))
+        .await
+        .unwrap();
     assert_eq!(file.status, FileStatus::Processing);
     let failed = store
-        .update_tech_file_status(me, file.id, FileStatus::Failed, Some("provider timed out".into()))
+        .update_tech_file_status(
+            me,
+            file.id,
+            FileStatus::Failed,
+            Some("provider timed out".into()),
+        )
         .await
         .unwrap();
     assert_eq!(failed.status, FileStatus::Failed);
@@ -229,25 +351,47 @@ async fn updates_status_completes_in_place_and_archives(store: Arc<dyn TechFileS
     assert_eq!(done.status, FileStatus::Completed);
     assert_eq!(done.error_message, None);
     assert_eq!(done.credits_used, 1);
-    assert_eq!(done.version, 1, "completing a processing file does not make a version");
-    let again = store.complete_tech_file(me, file.id, FileChanges::default()).await.unwrap_err();
+    assert_eq!(
+        done.version, 1,
+        "completing a processing file does not make a version"
+    );
+    let again = store
+        .complete_tech_file(me, file.id, FileChanges::default())
+        .await
+        .unwrap_err();
     assert!(matches!(again, StoreError::Conflict(_)), "{again}");
     let archived = store.archive_tech_file(me, file.id).await.unwrap();
     assert_eq!(archived.status, FileStatus::Archived);
     let listed = store
-        .get_latest_tech_files(me, &FileFilter { product_idea_id: Some(product), ..Default::default() })
+        .get_latest_tech_files(
+            me,
+            &FileFilter {
+                product_idea_id: Some(product),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert!(listed.files.is_empty(), "archived files are hidden from latest listings");
+    assert!(
+        listed.files.is_empty(),
+        "archived files are hidden from latest listings"
+    );
     let listed = store
         .get_latest_tech_files(
             me,
-            &FileFilter { product_idea_id: Some(product), status: Some(FileStatus::Archived), ..Default::default() },
+            &FileFilter {
+                product_idea_id: Some(product),
+                status: Some(FileStatus::Archived),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
     assert_eq!(listed.files.len(), 1);
-    let refused = store.update_tech_file_status(me, file.id, FileStatus::Archived, None).await.unwrap_err();
+    let refused = store
+        .update_tech_file_status(me, file.id, FileStatus::Archived, None)
+        .await
+        .unwrap_err();
     assert!(matches!(refused, StoreError::Invalid(_)));
 }
 
@@ -272,20 +416,42 @@ async fn versions_keep_history_and_snapshots(store: Arc<dyn TechFileStore>) {
         )
         .await
         .unwrap();
-    assert_eq!((v2.version, v2.lineage_id, v2.parent_file_id), (2, v1.id, Some(v1.id)));
-    assert_eq!(v2.view_type.as_deref(), Some("front"), "unchanged fields carry over");
+    assert_eq!(
+        (v2.version, v2.lineage_id, v2.parent_file_id),
+        (2, v1.id, Some(v1.id))
+    );
+    assert_eq!(
+        v2.view_type.as_deref(),
+        Some("front"),
+        "unchanged fields carry over"
+    );
     assert_eq!(v2.change_description.as_deref(), Some("new photo"));
-    let v3 = store.create_tech_file_version(me, v2.id, FileChanges::default()).await.unwrap();
-    assert_eq!(v3.credits_used, 0, "a version made by hand costs nothing unless it says so");
+    let v3 = store
+        .create_tech_file_version(me, v2.id, FileChanges::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        v3.credits_used, 0,
+        "a version made by hand costs nothing unless it says so"
+    );
     let history = store.get_file_history(me, v1.id).await.unwrap();
-    assert_eq!(history.iter().map(|f| f.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        history.iter().map(|f| f.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(history.iter().filter(|f| f.is_latest).count(), 1);
     assert!(history[2].is_latest);
     let snapshots = store.get_tech_file_versions(me, v3.id).await.unwrap();
-    assert_eq!(snapshots.iter().map(|s| s.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        snapshots.iter().map(|s| s.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(snapshots[0].tech_file_id, v1.id);
     assert_eq!(snapshots[0].snapshot["analysis_data"], json!({"v": 1}));
-    assert_eq!(snapshots[0].change_description.as_deref(), Some("new photo"));
+    assert_eq!(
+        snapshots[0].change_description.as_deref(),
+        Some("new photo")
+    );
     assert_eq!(snapshots[0].created_by, Some(owner));
     assert_eq!(snapshots[1].snapshot["analysis_data"], json!({"v": 2}));
 }
@@ -293,11 +459,24 @@ async fn versions_keep_history_and_snapshots(store: Arc<dyn TechFileStore>) {
 async fn versioning_a_superseded_version_is_a_conflict(store: Arc<dyn TechFileStore>) {
     let owner = user();
     let me = Principal::User(owner);
-    let v1 = store.create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
-    store.create_tech_file_version(me, v1.id, FileChanges::default()).await.unwrap();
-    let error = store.create_tech_file_version(me, v1.id, FileChanges::default()).await.unwrap_err();
+    let v1 = store
+        .create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Sketch))
+        .await
+        .unwrap();
+    store
+        .create_tech_file_version(me, v1.id, FileChanges::default())
+        .await
+        .unwrap();
+    let error = store
+        .create_tech_file_version(me, v1.id, FileChanges::default())
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error}");
-    assert_eq!(store.get_file_history(me, v1.id).await.unwrap().len(), 2, "nothing written");
+    assert_eq!(
+        store.get_file_history(me, v1.id).await.unwrap().len(),
+        2,
+        "nothing written"
+    );
 }
 
 async fn restores_an_earlier_version_as_a_new_one(store: Arc<dyn TechFileStore>) {
@@ -312,7 +491,11 @@ async fn restores_an_earlier_version_as_a_new_one(store: Arc<dyn TechFileStore>)
         .create_tech_file_version(
             me,
             v1.id,
-            FileChanges { file_url: Some("k/two".into()), analysis_data: Some(json!({"callouts": [2]})), ..Default::default() },
+            FileChanges {
+                file_url: Some("k/two".into()),
+                analysis_data: Some(json!({"callouts": [2]})),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -321,17 +504,29 @@ async fn restores_an_earlier_version_as_a_new_one(store: Arc<dyn TechFileStore>)
     assert!(v3.is_latest);
     assert_eq!(v3.file_url.as_deref(), Some("k/one"));
     assert_eq!(v3.analysis_data, json!({"callouts": [1]}));
-    assert_eq!(v3.change_description.as_deref(), Some("restored from version 1"));
-    let latest = store.restore_tech_file_version(me, v1.id, 3).await.unwrap_err();
+    assert_eq!(
+        v3.change_description.as_deref(),
+        Some("restored from version 1")
+    );
+    let latest = store
+        .restore_tech_file_version(me, v1.id, 3)
+        .await
+        .unwrap_err();
     assert!(matches!(latest, StoreError::Invalid(_)), "{latest}");
-    let missing = store.restore_tech_file_version(me, v1.id, 9).await.unwrap_err();
+    let missing = store
+        .restore_tech_file_version(me, v1.id, 9)
+        .await
+        .unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
 }
 
 async fn concurrent_versioning_keeps_one_latest_and_no_gaps(store: Arc<dyn TechFileStore>) {
     let owner = user();
     let me = Principal::User(owner);
-    let v1 = store.create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::BaseView)).await.unwrap();
+    let v1 = store
+        .create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::BaseView))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for task in 0..32 {
         let store = store.clone();
@@ -345,7 +540,10 @@ async fn concurrent_versioning_keeps_one_latest_and_no_gaps(store: Arc<dyn TechF
                     .into_iter()
                     .find(|f| f.is_latest)
                     .unwrap();
-                let changes = FileChanges { metadata: Some(json!({ "task": task })), ..Default::default() };
+                let changes = FileChanges {
+                    metadata: Some(json!({ "task": task })),
+                    ..Default::default()
+                };
                 match store.create_tech_file_version(me, latest.id, changes).await {
                     Ok(created) => return (created.version, conflicts),
                     Err(StoreError::Conflict(_)) => conflicts += 1,
@@ -359,12 +557,22 @@ async fn concurrent_versioning_keeps_one_latest_and_no_gaps(store: Arc<dyn TechF
         versions.push(task.await.unwrap().0);
     }
     versions.sort();
-    assert_eq!(versions, (2..=33).collect::<Vec<_>>(), "every task made exactly one version");
+    assert_eq!(
+        versions,
+        (2..=33).collect::<Vec<_>>(),
+        "every task made exactly one version"
+    );
     let history = store.get_file_history(me, v1.id).await.unwrap();
-    assert_eq!(history.iter().map(|f| f.version).collect::<Vec<_>>(), (1..=33).collect::<Vec<_>>());
+    assert_eq!(
+        history.iter().map(|f| f.version).collect::<Vec<_>>(),
+        (1..=33).collect::<Vec<_>>()
+    );
     assert_eq!(history.iter().filter(|f| f.is_latest).count(), 1);
     assert_eq!(history.last().unwrap().version, 33);
-    assert_eq!(store.get_tech_file_versions(me, v1.id).await.unwrap().len(), 32);
+    assert_eq!(
+        store.get_tech_file_versions(me, v1.id).await.unwrap().len(),
+        32
+    );
 }
 
 async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn TechFileStore>) {
@@ -372,12 +580,26 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
     let me = Principal::User(owner);
     let product = Uuid::new_v4();
     let collection = store
-        .create_tech_file_collection(me, NewCollection::new(owner, product, "Winter 2025", CollectionType::TechPackV2))
+        .create_tech_file_collection(
+            me,
+            NewCollection::new(owner, product, "Winter 2025", CollectionType::TechPackV2),
+        )
         .await
         .unwrap();
-    assert_eq!((collection.status, collection.completion_percentage, collection.total_credits), (CollectionStatus::Pending, 0, 0));
+    assert_eq!(
+        (
+            collection.status,
+            collection.completion_percentage,
+            collection.total_credits
+        ),
+        (CollectionStatus::Pending, 0, 0)
+    );
     let mut files = Vec::new();
-    for (file_type, credits) in [(FileType::BaseView, 1), (FileType::Closeup, 1), (FileType::Sketch, 2)] {
+    for (file_type, credits) in [
+        (FileType::BaseView, 1),
+        (FileType::Closeup, 1),
+        (FileType::Sketch, 2),
+    ] {
         let mut file = new_file(owner, product, file_type);
         file.credits_used = credits;
         files.push(store.create_tech_file(me, file).await.unwrap());
@@ -387,52 +609,142 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
             me,
             collection.id,
             vec![
-                CollectionItemInput { tech_file_id: files[0].id, display_order: None, section: Some("base_views".into()) },
-                CollectionItemInput { tech_file_id: files[1].id, display_order: None, section: Some("closeups".into()) },
+                CollectionItemInput {
+                    tech_file_id: files[0].id,
+                    display_order: None,
+                    section: Some("base_views".into()),
+                },
+                CollectionItemInput {
+                    tech_file_id: files[1].id,
+                    display_order: None,
+                    section: Some("closeups".into()),
+                },
             ],
         )
         .await
         .unwrap();
-    assert_eq!(added.iter().map(|i| i.display_order).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        added.iter().map(|i| i.display_order).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
     store
         .add_files_to_collection(
             me,
             collection.id,
-            vec![CollectionItemInput { tech_file_id: files[2].id, display_order: None, section: Some("sketches".into()) }],
+            vec![CollectionItemInput {
+                tech_file_id: files[2].id,
+                display_order: None,
+                section: Some("sketches".into()),
+            }],
         )
         .await
         .unwrap();
-    let full = store.get_collection_with_files(me, collection.id).await.unwrap();
-    assert_eq!(full.items.len(), 3);
-    assert_eq!(
-        full.items.iter().map(|(item, file)| (item.display_order, item.section.clone().unwrap(), file.id)).collect::<Vec<_>>(),
-        vec![(0, "base_views".into(), files[0].id), (1, "closeups".into(), files[1].id), (2, "sketches".into(), files[2].id)]
-    );
-    assert_eq!(full.collection.total_credits, 4, "the database keeps the total equal to its files' credits");
-    // Completing a file with more credits updates the total by itself.
-    store.complete_tech_file(me, files[1].id, FileChanges { credits_used: Some(3), ..Default::default() }).await.unwrap();
-    assert_eq!(store.get_collection(me, collection.id).await.unwrap().total_credits, 6);
-    assert_eq!(store.update_collection_credits(me, collection.id).await.unwrap().total_credits, 6);
-    let progress = store
-        .update_collection_progress(me, collection.id, CollectionProgress { completion_percentage: 50, status: CollectionStatus::InProgress })
+    let full = store
+        .get_collection_with_files(me, collection.id)
         .await
         .unwrap();
-    assert_eq!((progress.completion_percentage, progress.completed_at), (50, None));
+    assert_eq!(full.items.len(), 3);
+    assert_eq!(
+        full.items
+            .iter()
+            .map(|(item, file)| (item.display_order, item.section.clone().unwrap(), file.id))
+            .collect::<Vec<_>>(),
+        vec![
+            (0, "base_views".into(), files[0].id),
+            (1, "closeups".into(), files[1].id),
+            (2, "sketches".into(), files[2].id)
+        ]
+    );
+    assert_eq!(
+        full.collection.total_credits, 4,
+        "the database keeps the total equal to its files' credits"
+    );
+    // Completing a file with more credits updates the total by itself.
+    store
+        .complete_tech_file(
+            me,
+            files[1].id,
+            FileChanges {
+                credits_used: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_collection(me, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        6
+    );
+    assert_eq!(
+        store
+            .update_collection_credits(me, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        6
+    );
+    let progress = store
+        .update_collection_progress(
+            me,
+            collection.id,
+            CollectionProgress {
+                completion_percentage: 50,
+                status: CollectionStatus::InProgress,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (progress.completion_percentage, progress.completed_at),
+        (50, None)
+    );
     let done = store
-        .update_collection_progress(me, collection.id, CollectionProgress { completion_percentage: 100, status: CollectionStatus::Completed })
+        .update_collection_progress(
+            me,
+            collection.id,
+            CollectionProgress {
+                completion_percentage: 100,
+                status: CollectionStatus::Completed,
+            },
+        )
         .await
         .unwrap();
     assert!(done.completed_at.is_some());
     let bad = store
-        .update_collection_progress(me, collection.id, CollectionProgress { completion_percentage: 101, status: CollectionStatus::Completed })
+        .update_collection_progress(
+            me,
+            collection.id,
+            CollectionProgress {
+                completion_percentage: 101,
+                status: CollectionStatus::Completed,
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(bad, StoreError::Invalid(ref e) if e.field == "completion_percentage"));
     let listed = store.list_collections(me, Some(product)).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(store.list_collections(me, Some(Uuid::new_v4())).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_collections(me, Some(Uuid::new_v4()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let unknown = store
-        .add_files_to_collection(me, collection.id, vec![CollectionItemInput { tech_file_id: Uuid::new_v4(), display_order: None, section: None }])
+        .add_files_to_collection(
+            me,
+            collection.id,
+            vec![CollectionItemInput {
+                tech_file_id: Uuid::new_v4(),
+                display_order: None,
+                section: None,
+            }],
+        )
         .await
         .unwrap_err();
     assert!(matches!(unknown, StoreError::NotFound { .. }));
@@ -457,13 +769,26 @@ async fn batch_files_and_product_stats(store: Arc<dyn TechFileStore>) {
         made.push(store.create_tech_file(me, file).await.unwrap().id);
     }
     store
-        .create_tech_file_version(me, made[0], FileChanges { credits_used: Some(1), ..Default::default() })
+        .create_tech_file_version(
+            me,
+            made[0],
+            FileChanges {
+                credits_used: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let batch_files = store.get_batch_files(me, batch).await.unwrap();
     assert_eq!(batch_files.len(), 5, "the new version keeps its batch");
-    assert_eq!(batch_files.iter().take(4).map(|f| f.id).collect::<Vec<_>>(), made);
-    let stats = store.get_product_generation_stats(me, product).await.unwrap();
+    assert_eq!(
+        batch_files.iter().take(4).map(|f| f.id).collect::<Vec<_>>(),
+        made
+    );
+    let stats = store
+        .get_product_generation_stats(me, product)
+        .await
+        .unwrap();
     assert_eq!(stats.total_files, 5);
     assert_eq!(stats.latest_files, 4);
     assert_eq!(stats.total_credits_used, 4);
@@ -471,7 +796,10 @@ async fn batch_files_and_product_stats(store: Arc<dyn TechFileStore>) {
     assert_eq!(stats.files_by_type.get("base_view"), Some(&2));
     assert_eq!(stats.files_by_status.get("failed"), Some(&1));
     assert_eq!(stats.files_by_status.get("completed"), Some(&4));
-    let empty = store.get_product_generation_stats(me, Uuid::new_v4()).await.unwrap();
+    let empty = store
+        .get_product_generation_stats(me, Uuid::new_v4())
+        .await
+        .unwrap();
     assert_eq!(empty.total_files, 0);
 }
 
@@ -486,26 +814,64 @@ async fn monitoring_report_counts_recent_activity(store: Arc<dyn TechFileStore>)
         store.create_tech_file(me, file).await.unwrap();
     }
     let collection = store
-        .create_tech_file_collection(me, NewCollection::new(owner, product, "pack", CollectionType::TechPackV2))
+        .create_tech_file_collection(
+            me,
+            NewCollection::new(owner, product, "pack", CollectionType::TechPackV2),
+        )
         .await
         .unwrap();
     store
-        .update_collection_progress(me, collection.id, CollectionProgress { completion_percentage: 40, status: CollectionStatus::InProgress })
+        .update_collection_progress(
+            me,
+            collection.id,
+            CollectionProgress {
+                completion_percentage: 40,
+                status: CollectionStatus::InProgress,
+            },
+        )
         .await
         .unwrap();
     let report = store.monitoring_report(me).await.unwrap();
     assert_eq!(report.recent_files.len(), 1);
-    assert_eq!((report.recent_files[0].file_type.as_str(), report.recent_files[0].status.as_str(), report.recent_files[0].count), ("closeup", "completed", 2));
+    assert_eq!(
+        (
+            report.recent_files[0].file_type.as_str(),
+            report.recent_files[0].status.as_str(),
+            report.recent_files[0].count
+        ),
+        ("closeup", "completed", 2)
+    );
     assert_eq!(report.credits_by_product.len(), 1);
-    assert_eq!((report.credits_by_product[0].product_idea_id, report.credits_by_product[0].total_credits, report.credits_by_product[0].file_count), (product, 3, 2));
+    assert_eq!(
+        (
+            report.credits_by_product[0].product_idea_id,
+            report.credits_by_product[0].total_credits,
+            report.credits_by_product[0].file_count
+        ),
+        (product, 3, 2)
+    );
     assert_eq!(report.collection_completion.len(), 1);
     assert_eq!(report.collection_completion[0].status, "in_progress");
     assert!((report.collection_completion[0].avg_completion - 40.0).abs() < 1e-9);
     // Another user's report is empty: the queries are scoped like everything else.
-    let theirs = store.monitoring_report(Principal::User(user())).await.unwrap();
-    assert!(theirs.recent_files.is_empty() && theirs.credits_by_product.is_empty() && theirs.collection_completion.is_empty());
+    let theirs = store
+        .monitoring_report(Principal::User(user()))
+        .await
+        .unwrap();
+    assert!(
+        theirs.recent_files.is_empty()
+            && theirs.credits_by_product.is_empty()
+            && theirs.collection_completion.is_empty()
+    );
     // The service role sees everyone's.
-    assert!(!store.monitoring_report(Principal::Service).await.unwrap().recent_files.is_empty());
+    assert!(
+        !store
+            .monitoring_report(Principal::Service)
+            .await
+            .unwrap()
+            .recent_files
+            .is_empty()
+    );
 }
 
 async fn users_are_isolated_from_each_other(store: Arc<dyn TechFileStore>) {
@@ -518,44 +884,128 @@ async fn users_are_isolated_from_each_other(store: Arc<dyn TechFileStore>) {
     file.generation_batch_id = Some(Uuid::new_v4());
     let file = store.create_tech_file(a, file).await.unwrap();
     let collection = store
-        .create_tech_file_collection(a, NewCollection::new(alice, product, "alice's", CollectionType::TechPackV2))
+        .create_tech_file_collection(
+            a,
+            NewCollection::new(alice, product, "alice's", CollectionType::TechPackV2),
+        )
         .await
         .unwrap();
-    let not_found = |result: Result<_, StoreError>| matches!(result, Err(StoreError::NotFound { .. }));
-    assert!(not_found(store.get_tech_file_by_id(b, file.id).await.map(|_| ())));
-    assert!(store.get_latest_tech_files(b, &FileFilter::default()).await.unwrap().files.is_empty());
-    assert!(not_found(store.update_tech_file_status(b, file.id, FileStatus::Failed, None).await.map(|_| ())));
-    assert!(not_found(store.create_tech_file_version(b, file.id, FileChanges::default()).await.map(|_| ())));
-    assert!(not_found(store.archive_tech_file(b, file.id).await.map(|_| ())));
-    assert!(not_found(store.complete_tech_file(b, file.id, FileChanges::default()).await.map(|_| ())));
-    assert!(not_found(store.get_file_history(b, file.id).await.map(|_| ())));
-    assert!(not_found(store.get_collection(b, collection.id).await.map(|_| ())));
-    assert!(store.list_collections(b, None).await.unwrap().is_empty());
-    assert!(store.get_batch_files(b, file.generation_batch_id.unwrap()).await.unwrap().is_empty());
-    assert_eq!(store.get_product_generation_stats(b, product).await.unwrap().total_files, 0);
-    // Bob cannot put Alice's file into his own collection, nor touch hers.
-    let bobs = store
-        .create_tech_file_collection(b, NewCollection::new(bob, product, "bob's", CollectionType::TechPackV2))
-        .await
-        .unwrap();
-    let item = CollectionItemInput { tech_file_id: file.id, display_order: None, section: None };
-    assert!(not_found(store.add_files_to_collection(b, bobs.id, vec![item.clone()]).await.map(|_| ())));
-    assert!(not_found(store.add_files_to_collection(b, collection.id, vec![item]).await.map(|_| ())));
+    let not_found =
+        |result: Result<_, StoreError>| matches!(result, Err(StoreError::NotFound { .. }));
+    assert!(not_found(
+        store.get_tech_file_by_id(b, file.id).await.map(|_| ())
+    ));
+    assert!(
+        store
+            .get_latest_tech_files(b, &FileFilter::default())
+            .await
+            .unwrap()
+            .files
+            .is_empty()
+    );
     assert!(not_found(
         store
-            .update_collection_progress(b, collection.id, CollectionProgress { completion_percentage: 1, status: CollectionStatus::Failed })
+            .update_tech_file_status(b, file.id, FileStatus::Failed, None)
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        store
+            .create_tech_file_version(b, file.id, FileChanges::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        store.archive_tech_file(b, file.id).await.map(|_| ())
+    ));
+    assert!(not_found(
+        store
+            .complete_tech_file(b, file.id, FileChanges::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        store.get_file_history(b, file.id).await.map(|_| ())
+    ));
+    assert!(not_found(
+        store.get_collection(b, collection.id).await.map(|_| ())
+    ));
+    assert!(store.list_collections(b, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_batch_files(b, file.generation_batch_id.unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_product_generation_stats(b, product)
+            .await
+            .unwrap()
+            .total_files,
+        0
+    );
+    // Bob cannot put Alice's file into his own collection, nor touch hers.
+    let bobs = store
+        .create_tech_file_collection(
+            b,
+            NewCollection::new(bob, product, "bob's", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    let item = CollectionItemInput {
+        tech_file_id: file.id,
+        display_order: None,
+        section: None,
+    };
+    assert!(not_found(
+        store
+            .add_files_to_collection(b, bobs.id, vec![item.clone()])
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        store
+            .add_files_to_collection(b, collection.id, vec![item])
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        store
+            .update_collection_progress(
+                b,
+                collection.id,
+                CollectionProgress {
+                    completion_percentage: 1,
+                    status: CollectionStatus::Failed
+                }
+            )
             .await
             .map(|_| ())
     ));
     // Bob cannot create rows in Alice's name.
-    let forged = store.create_tech_file(b, new_file(alice, product, FileType::BaseView)).await.unwrap_err();
+    let forged = store
+        .create_tech_file(b, new_file(alice, product, FileType::BaseView))
+        .await
+        .unwrap_err();
     assert!(matches!(forged, StoreError::Forbidden(_)), "{forged}");
     // Nothing of Alice's changed.
     let unchanged = store.get_tech_file_by_id(a, file.id).await.unwrap();
     assert_eq!(unchanged, file);
-    assert_eq!(store.get_collection(a, collection.id).await.unwrap().status, CollectionStatus::Pending);
+    assert_eq!(
+        store.get_collection(a, collection.id).await.unwrap().status,
+        CollectionStatus::Pending
+    );
     // The service role sees both.
-    assert_eq!(store.get_tech_file_by_id(Principal::Service, file.id).await.unwrap().id, file.id);
+    assert_eq!(
+        store
+            .get_tech_file_by_id(Principal::Service, file.id)
+            .await
+            .unwrap()
+            .id,
+        file.id
+    );
 }
 
 async fn bad_input_is_refused_and_nothing_is_written(store: Arc<dyn TechFileStore>) {
@@ -568,26 +1018,71 @@ async fn bad_input_is_refused_and_nothing_is_written(store: Arc<dyn TechFileStor
     };
     let mut negative = new_file(owner, product, FileType::BaseView);
     negative.credits_used = -1;
-    assert_eq!(field_of(store.create_tech_file(me, negative).await.unwrap_err()), "credits_used");
+    assert_eq!(
+        field_of(store.create_tech_file(me, negative).await.unwrap_err()),
+        "credits_used"
+    );
     let mut score = new_file(owner, product, FileType::BaseView);
     score.confidence_score = Some(1.5);
-    assert_eq!(field_of(store.create_tech_file(me, score).await.unwrap_err()), "confidence_score");
+    assert_eq!(
+        field_of(store.create_tech_file(me, score).await.unwrap_err()),
+        "confidence_score"
+    );
     let mut empty_url = new_file(owner, product, FileType::BaseView);
     empty_url.file_url = Some(String::new());
-    assert_eq!(field_of(store.create_tech_file(me, empty_url).await.unwrap_err()), "file_url");
+    assert_eq!(
+        field_of(store.create_tech_file(me, empty_url).await.unwrap_err()),
+        "file_url"
+    );
     let mut huge = new_file(owner, product, FileType::BaseView);
     huge.analysis_data = json!({ "blob": "x".repeat(MAX_JSON_BYTES + 1) });
-    assert_eq!(field_of(store.create_tech_file(me, huge).await.unwrap_err()), "analysis_data");
+    assert_eq!(
+        field_of(store.create_tech_file(me, huge).await.unwrap_err()),
+        "analysis_data"
+    );
     let unknown: Result<FileType, _> = "pdf".parse();
-    assert!(unknown.unwrap_err().to_string().contains("expected one of base_view"));
-    let v1 = store.create_tech_file(me, new_file(owner, product, FileType::BaseView)).await.unwrap();
-    let bad_version = FileChanges { quality_score: Some(-0.1), ..Default::default() };
-    assert_eq!(field_of(store.create_tech_file_version(me, v1.id, bad_version).await.unwrap_err()), "quality_score");
+    assert!(
+        unknown
+            .unwrap_err()
+            .to_string()
+            .contains("expected one of base_view")
+    );
+    let v1 = store
+        .create_tech_file(me, new_file(owner, product, FileType::BaseView))
+        .await
+        .unwrap();
+    let bad_version = FileChanges {
+        quality_score: Some(-0.1),
+        ..Default::default()
+    };
+    assert_eq!(
+        field_of(
+            store
+                .create_tech_file_version(me, v1.id, bad_version)
+                .await
+                .unwrap_err()
+        ),
+        "quality_score"
+    );
     let empty_name = NewCollection::new(owner, product, "  ", CollectionType::TechPackV2);
-    assert_eq!(field_of(store.create_tech_file_collection(me, empty_name).await.unwrap_err()), "name");
-    let unknown_id = store.create_tech_file_version(me, Uuid::new_v4(), FileChanges::default()).await.unwrap_err();
+    assert_eq!(
+        field_of(
+            store
+                .create_tech_file_collection(me, empty_name)
+                .await
+                .unwrap_err()
+        ),
+        "name"
+    );
+    let unknown_id = store
+        .create_tech_file_version(me, Uuid::new_v4(), FileChanges::default())
+        .await
+        .unwrap_err();
     assert!(matches!(unknown_id, StoreError::NotFound { .. }));
-    let stats = store.get_product_generation_stats(me, product).await.unwrap();
+    let stats = store
+        .get_product_generation_stats(me, product)
+        .await
+        .unwrap();
     assert_eq!(stats.total_files, 1, "only the one valid file was written");
     assert_eq!(store.get_file_history(me, v1.id).await.unwrap().len(), 1);
 }
@@ -618,16 +1113,45 @@ async fn legacy_analyses_round_trip(store: Arc<dyn TechFileStore>) {
                 .unwrap(),
         );
     }
-    let newest = store.find_legacy_analysis(me, revision, "front", None).await.unwrap().unwrap();
+    let newest = store
+        .find_legacy_analysis(me, revision, "front", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(newest.id, rows[1].id);
-    let by_hash = store.find_legacy_analysis(me, revision, "front", Some(&"aa".repeat(32))).await.unwrap().unwrap();
+    let by_hash = store
+        .find_legacy_analysis(me, revision, "front", Some(&"aa".repeat(32)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_hash.analysis_data, json!({"value": 1}));
-    assert!(store.find_legacy_analysis(me, revision, "back", None).await.unwrap().is_none());
-    assert!(store.find_legacy_analysis(Principal::User(user()), revision, "front", None).await.unwrap().is_none());
+    assert!(
+        store
+            .find_legacy_analysis(me, revision, "back", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_legacy_analysis(Principal::User(user()), revision, "front", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let first_page = store.list_legacy_analyses(me, None, 1).await.unwrap();
-    assert_eq!(first_page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![rows[0].id]);
-    let second_page = store.list_legacy_analyses(me, Some(rows[0].id), 10).await.unwrap();
-    assert_eq!(second_page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![rows[1].id]);
+    assert_eq!(
+        first_page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![rows[0].id]
+    );
+    let second_page = store
+        .list_legacy_analyses(me, Some(rows[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        second_page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![rows[1].id]
+    );
 }
 
 async fn migrations_go_down_and_up_again_and_verify(store: Arc<dyn TechFileStore>) {
@@ -635,16 +1159,49 @@ async fn migrations_go_down_and_up_again_and_verify(store: Arc<dyn TechFileStore
     // Rollback works with data in place, versions referencing their parents included.
     let owner = user();
     let me = Principal::User(owner);
-    let v1 = store.create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
-    store.create_tech_file_version(me, v1.id, FileChanges::default()).await.unwrap();
-    assert!(store.migrate_up().await.unwrap().is_empty(), "applying twice is a no-op");
-    assert!(store.migration_status().await.unwrap().iter().all(|m| m.applied));
+    let v1 = store
+        .create_tech_file(me, new_file(owner, Uuid::new_v4(), FileType::Sketch))
+        .await
+        .unwrap();
+    store
+        .create_tech_file_version(me, v1.id, FileChanges::default())
+        .await
+        .unwrap();
+    assert!(
+        store.migrate_up().await.unwrap().is_empty(),
+        "applying twice is a no-op"
+    );
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
     let reverted = store.migrate_down().await.unwrap();
     assert!(!reverted.is_empty());
     let report = store.verify_schema().await.unwrap();
-    assert!(report.missing.iter().any(|m| m == "table tech_files"), "{:?}", report.missing);
-    assert!(store.migration_status().await.unwrap().iter().all(|m| !m.applied));
+    assert!(
+        report.missing.iter().any(|m| m == "table tech_files"),
+        "{:?}",
+        report.missing
+    );
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.applied)
+    );
     assert!(!store.migrate_up().await.unwrap().is_empty());
     assert!(store.verify_schema().await.unwrap().is_complete());
-    store.create_tech_file(Principal::User(owner), new_file(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
+    store
+        .create_tech_file(
+            Principal::User(owner),
+            new_file(owner, Uuid::new_v4(), FileType::Sketch),
+        )
+        .await
+        .unwrap();
 }

@@ -8,11 +8,16 @@ use uuid::Uuid;
 #[tokio::test]
 async fn verify_reports_a_dropped_index_and_triggers_guard_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("nested/dir/t.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("nested/dir/t.db"))
+        .await
+        .unwrap();
     store.migrate_up().await.unwrap();
     let owner = Uuid::new_v4();
     let file = store
-        .create_tech_file(Principal::User(owner), NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch))
+        .create_tech_file(
+            Principal::User(owner),
+            NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch),
+        )
         .await
         .unwrap();
     let forged = sqlx::query(
@@ -25,17 +30,42 @@ async fn verify_reports_a_dropped_index_and_triggers_guard_versions() {
     .bind(owner.to_string())
     .execute(store.pool())
     .await;
-    assert!(forged.unwrap_err().to_string().contains("techpack:conflict"));
-    let revived = sqlx::query("UPDATE tech_files SET version = 2").execute(store.pool()).await;
-    assert!(revived.unwrap_err().to_string().contains("techpack:invalid"));
+    assert!(
+        forged
+            .unwrap_err()
+            .to_string()
+            .contains("techpack:conflict")
+    );
+    let revived = sqlx::query("UPDATE tech_files SET version = 2")
+        .execute(store.pool())
+        .await;
+    assert!(
+        revived
+            .unwrap_err()
+            .to_string()
+            .contains("techpack:invalid")
+    );
 
-    sqlx::query("DROP INDEX tech_files_status_idx").execute(store.pool()).await.unwrap();
+    sqlx::query("DROP INDEX tech_files_status_idx")
+        .execute(store.pool())
+        .await
+        .unwrap();
     let report = store.verify_schema().await.unwrap();
-    assert_eq!(report.missing, vec!["index tech_files_status_idx".to_string()]);
+    assert_eq!(
+        report.missing,
+        vec!["index tech_files_status_idx".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn unknown_database_schemes_are_refused() {
-    let error = techpack_store::open_store("mysql://localhost/db").await.err().unwrap();
-    assert!(error.to_string().contains("unsupported database URL scheme 'mysql'"));
+    let error = techpack_store::open_store("mysql://localhost/db")
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("unsupported database URL scheme 'mysql'")
+    );
 }

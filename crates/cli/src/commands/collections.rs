@@ -28,7 +28,9 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
     let me = context.principal();
     match command {
         CollectionsCommand::List { product } => {
-            let product = product.as_deref().map(|p| super::files::product_id(context, p));
+            let product = product
+                .as_deref()
+                .map(|p| super::files::product_id(context, p));
             let collections = store.list_collections(me, product).await?;
             if context.json {
                 return print_json(&collections);
@@ -47,7 +49,10 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
                     ]
                 })
                 .collect();
-            print_table(&["ID", "NAME", "TYPE", "STATUS", "DONE", "CREDITS", "CREATED"], &rows);
+            print_table(
+                &["ID", "NAME", "TYPE", "STATUS", "DONE", "CREDITS", "CREATED"],
+                &rows,
+            );
         }
         CollectionsCommand::Show { id } => {
             let full = store.get_collection_with_files(me, id).await?;
@@ -56,7 +61,10 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
             }
             let c = &full.collection;
             println!("{} — {} ({})", c.name, c.status, c.collection_type);
-            println!("id {}  product {}  {}% done  {} credits", c.id, c.product_idea_id, c.completion_percentage, c.total_credits);
+            println!(
+                "id {}  product {}  {}% done  {} credits",
+                c.id, c.product_idea_id, c.completion_percentage, c.total_credits
+            );
             let rows: Vec<Vec<String>> = full
                 .items
                 .iter()
@@ -74,7 +82,13 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
                     ]
                 })
                 .collect();
-            print_table(&["#", "SECTION", "TYPE", "VIEW", "CATEGORY", "STATUS", "VERSION", "CREDITS", "FILE"], &rows);
+            print_table(
+                &[
+                    "#", "SECTION", "TYPE", "VIEW", "CATEGORY", "STATUS", "VERSION", "CREDITS",
+                    "FILE",
+                ],
+                &rows,
+            );
         }
     }
     Ok(())

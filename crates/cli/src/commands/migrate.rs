@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::{Args, ValueEnum};
 
-use crate::context::{redact, Context};
+use crate::context::{Context, redact};
 use crate::output::{print_json, print_table};
 
 /// Arguments of `techpack migrate`.
@@ -41,7 +41,12 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
             } else if applied.is_empty() {
                 println!("schema up to date ({})", redact(&context.database_url));
             } else {
-                println!("applied {} migration(s) to {}: {:?}", applied.len(), redact(&context.database_url), applied);
+                println!(
+                    "applied {} migration(s) to {}: {:?}",
+                    applied.len(),
+                    redact(&context.database_url),
+                    applied
+                );
             }
         }
         MigrateAction::Status => {
@@ -51,7 +56,13 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
             } else {
                 let rows: Vec<Vec<String>> = status
                     .iter()
-                    .map(|m| vec![m.version.to_string(), m.description.clone(), if m.applied { "applied" } else { "pending" }.into()])
+                    .map(|m| {
+                        vec![
+                            m.version.to_string(),
+                            m.description.clone(),
+                            if m.applied { "applied" } else { "pending" }.into(),
+                        ]
+                    })
                     .collect();
                 print_table(&["VERSION", "DESCRIPTION", "STATE"], &rows);
             }
@@ -63,21 +74,31 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
             } else if report.is_complete() {
                 println!("schema complete: {} objects checked", report.checked);
             } else {
-                println!("schema incomplete: {} of {} objects missing", report.missing.len(), report.checked);
+                println!(
+                    "schema incomplete: {} of {} objects missing",
+                    report.missing.len(),
+                    report.checked
+                );
                 for missing in &report.missing {
                     println!("  missing {missing}");
                 }
             }
             if !report.is_complete() {
-                anyhow::bail!("the schema is incomplete: run `techpack migrate` (after `migrate down` if it is damaged)");
+                anyhow::bail!(
+                    "the schema is incomplete: run `techpack migrate` (after `migrate down` if it is damaged)"
+                );
             }
         }
         MigrateAction::Down => {
-            if !args.yes && !confirm(&format!(
-                "This drops every techpack table, with all files' metadata, from {}. Type 'yes' to go on: ",
-                redact(&context.database_url)
-            ))? {
-                anyhow::bail!("rollback not confirmed; nothing was dropped (pass --yes to skip the question)");
+            if !args.yes
+                && !confirm(&format!(
+                    "This drops every techpack table, with all files' metadata, from {}. Type 'yes' to go on: ",
+                    redact(&context.database_url)
+                ))?
+            {
+                anyhow::bail!(
+                    "rollback not confirmed; nothing was dropped (pass --yes to skip the question)"
+                );
             }
             let reverted = store.migrate_down().await?;
             if context.json {
@@ -93,7 +114,9 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
 fn confirm(question: &str) -> anyhow::Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        anyhow::bail!("`migrate down` needs confirmation: pass --yes when not running in a terminal");
+        anyhow::bail!(
+            "`migrate down` needs confirmation: pass --yes when not running in a terminal"
+        );
     }
     eprint!("{question}");
     std::io::stderr().flush()?;
