@@ -1,0 +1,180 @@
+//! The request and the result of a tech-pack run, after the seed's `generateCompleteTechPack`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use techpack_model::{CollectionStatus, ProductCategory, TechFile};
+use uuid::Uuid;
+
+use crate::progress::StepId;
+
+/// One base view of the product: a revision's photo and the view it shows.
+#[derive(Debug, Clone)]
+pub struct ViewInput {
+    /// The revision the photo belongs to.
+    pub revision_id: Uuid,
+    /// The view (front, back, side …); unique within a request.
+    pub view: String,
+    /// The encoded photo (JPEG, PNG or WebP).
+    pub photo: Arc<[u8]>,
+    /// A known real size for measurements, e.g. `height=70cm`.
+    pub reference: Option<String>,
+}
+
+/// How often and how patiently a retryable provider error is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait before the second attempt; doubled before each further one.
+    pub base_delay: Duration,
+    /// No wait is longer than this, even when the provider asks for more.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The options of a run.
+#[derive(Debug, Clone)]
+pub struct TechPackOptions {
+    /// The collection's name (default: "Tech pack").
+    pub collection_name: Option<String>,
+    /// Close-ups per view (default 4); fewer when the analysis finds fewer details.
+    pub closeups_per_view: usize,
+    /// Provider calls in flight at once (default 4).
+    pub concurrency: usize,
+    /// Regenerate everything even when cached outputs match: new versions of every file.
+    pub force: bool,
+    /// Also write each analysis to the legacy `revision_vision_analysis` table (default on,
+    /// as in the seed, so older readers keep working).
+    pub legacy_dual_write: bool,
+    /// Retries of retryable provider errors.
+    pub retry: RetryPolicy,
+}
+
+impl Default for TechPackOptions {
+    fn default() -> Self {
+        Self {
+            collection_name: None,
+            closeups_per_view: 4,
+            concurrency: 4,
+            force: false,
+            legacy_dual_write: true,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Close-ups per view are capped: each is a provider call and a credit.
+pub const MAX_CLOSEUPS_PER_VIEW: usize = 16;
+
+/// What to make: the seed's `generateCompleteTechPack` input.
+#[derive(Debug, Clone)]
+pub struct TechPackRequest {
+    /// The product idea.
+    pub product_idea_id: Uuid,
+    /// The acting user, who owns every file made.
+    pub user_id: Uuid,
+    /// The base views, in display order.
+    pub views: Vec<ViewInput>,
+    /// The product category.
+    pub category: ProductCategory,
+    /// The view whose photo is the pack's primary image (default: the first).
+    pub primary_view: Option<String>,
+    /// Options.
+    pub options: TechPackOptions,
+}
+
+/// How a step's output came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOrigin {
+    /// The provider made it in this run (and it was charged).
+    Generated,
+    /// A completed file with the same inputs was reused, free.
+    Cached,
+    /// The analysis came from the legacy `revision_vision_analysis` table, free.
+    LegacyCache,
+    /// The provider failed; the file is recorded as failed, not charged.
+    Failed,
+    /// Not attempted because the view's analysis failed.
+    Blocked,
+}
+
+/// One step of a run and what came of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step.
+    pub step: StepId,
+    /// How its output came to be.
+    pub origin: StepOrigin,
+    /// The step's file (version) as stored, when there is one.
+    pub file: Option<TechFile>,
+    /// Credits charged for it in this run.
+    pub credits: i64,
+    /// Wall time of the step, waiting for a concurrency slot excluded.
+    pub elapsed_ms: u64,
+    /// Provider calls made (0 for a reused output).
+    pub attempts: u32,
+    /// The error of a failed or blocked step.
+    pub error: Option<String>,
+}
+
+/// The result of a run: the seed's `generateCompleteTechPack` output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TechPackResult {
+    /// The `tech_pack_v2` collection holding the pack.
+    pub collection_id: Uuid,
+    /// The generation run (`generation_batch_id` of the files it made).
+    pub batch_id: Uuid,
+    /// The product idea.
+    pub product_idea_id: Uuid,
+    /// Whether an existing collection for the same inputs was continued rather than a new one made.
+    pub resumed_collection: bool,
+    /// Final status: completed, partial or failed.
+    pub status: CollectionStatus,
+    /// Share of the pack's steps that have an output, 0..=100.
+    pub completion_percentage: i32,
+    /// Credits charged by this run.
+    pub credits_used: i64,
+    /// The collection's total credits (its files', including reused ones) as the database keeps it.
+    pub collection_credits: i64,
+    /// The base-view analyses, in view order.
+    pub base_views: Vec<StepReport>,
+    /// The close-ups, by view then shot.
+    pub closeups: Vec<StepReport>,
+    /// The sketches, in view order.
+    pub sketches: Vec<StepReport>,
+    /// The `complete_pack` manifest that closed the run.
+    pub manifest: Option<TechFile>,
+    /// Steps not attempted because their view's analysis failed.
+    pub blocked: Vec<StepReport>,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+}
+
+impl TechPackResult {
+    /// Every step report, in section order.
+    pub fn steps(&self) -> impl Iterator<Item = &StepReport> {
+        self.base_views
+            .iter()
+            .chain(&self.closeups)
+            .chain(&self.sketches)
+            .chain(&self.blocked)
+    }
+
+    /// The steps that failed (blocked ones included).
+    pub fn failed_steps(&self) -> impl Iterator<Item = &StepReport> {
+        self.steps()
+            .filter(|step| matches!(step.origin, StepOrigin::Failed | StepOrigin::Blocked))
+    }
+}

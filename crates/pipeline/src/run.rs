@@ -1,0 +1,1211 @@
+//! The orchestrator: plans a tech pack as a graph (each view's analysis, then that view's
+//! close-ups and sketch as soon as its analysis is done) and runs it with bounded concurrency.
+//!
+//! Every step goes through the same stages:
+//! 1. **cache**: the slot's latest completed file made from the same inputs (photo hash,
+//!    provider fingerprint, category, reference) is reused at no charge; for an analysis the
+//!    legacy `revision_vision_analysis` table is consulted next;
+//! 2. **row**: a `processing` row is created with an idempotency key per (batch, view, slot), or
+//!    — when the slot already has a file made from other inputs, or `force` — a new *version*
+//!    of that file; a processing or failed row of the same inputs (an interrupted or failed
+//!    run) is filled in place instead, so a rerun never duplicates;
+//! 3. **generate** under a concurrency permit, retrying retryable provider errors with backoff;
+//! 4. **store** the output blob(s) and complete the row with its credits, or mark it failed
+//!    with the error and no credits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use techpack_blobs::{BlobStore, StoredBlob};
+use techpack_generate::{
+    Analysis, Closeup, CloseupShot, GenerateError, Generated, Provider, Sketch, ViewPhoto,
+};
+use techpack_model::{
+    Collection, CollectionItemInput, CollectionProgress, CollectionStatus, CollectionType,
+    FileChanges, FileFilter, FileStatus, FileType, NewCollection, NewTechFile, Principal,
+    ProductCategory, TechFile,
+};
+use techpack_store::{NewLegacyAnalysis, TechFileStore};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::error::{PipelineError, PipelineResult};
+use crate::progress::{ProgressCounts, ProgressEvent, ProgressSender, StepId, StepKind};
+use crate::request::{
+    MAX_CLOSEUPS_PER_VIEW, RetryPolicy, StepOrigin, StepReport, TechPackOptions, TechPackRequest,
+    TechPackResult, ViewInput,
+};
+
+/// Section of the base-view analyses in a pack's collection.
+pub const SECTION_BASE_VIEWS: &str = "base_views";
+/// Section of the close-ups.
+pub const SECTION_CLOSEUPS: &str = "closeups";
+/// Section of the sketches.
+pub const SECTION_SKETCHES: &str = "sketches";
+/// Section of the `complete_pack` manifest.
+pub const SECTION_MANIFEST: &str = "complete_pack";
+/// The collection name when the request gives none.
+pub const DEFAULT_COLLECTION_NAME: &str = "Tech pack";
+/// The key in an analysis written to the legacy table that names the tech file it mirrors, so a
+/// legacy import does not copy our own dual writes back.
+pub const LEGACY_LINK_FIELD: &str = "techpack_file_id";
+
+/// What a run records about its request in the collection's metadata, so `--retry-failed`
+/// can redo the failed steps from the collection alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RecordedRequest {
+    pub category: String,
+    pub closeups_per_view: usize,
+    pub primary_view: String,
+    pub provider: String,
+    pub fingerprint: String,
+    pub views: Vec<RecordedView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RecordedView {
+    pub view: String,
+    pub revision_id: Uuid,
+    pub photo_key: String,
+    pub photo_sha256: String,
+    pub reference: Option<String>,
+}
+
+/// Runs tech-pack generation against one store, blob store and provider.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Arc<dyn TechFileStore>,
+    blobs: BlobStore,
+    provider: Arc<dyn Provider>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("store", &self.store.backend())
+            .field("provider", &self.provider.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline writing to `store` and `blobs` with `provider`.
+    pub fn new(store: Arc<dyn TechFileStore>, blobs: BlobStore, provider: Arc<dyn Provider>) -> Self {
+        Self { store, blobs, provider }
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Arc<dyn TechFileStore> {
+        &self.store
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    /// Makes (or finishes, or reuses) the complete tech pack of a request: the seed's
+    /// `generateCompleteTechPack`. Provider failures of single steps do not fail the run: the
+    /// result's status is `partial` (or `failed` when nothing succeeded) and the failed steps
+    /// carry their errors. Rerunning an identical request continues the same collection and
+    /// redoes only what is not finished.
+    pub async fn generate(
+        &self,
+        request: TechPackRequest,
+        progress: Option<ProgressSender>,
+    ) -> PipelineResult<TechPackResult> {
+        self.run(request, None, progress).await
+    }
+
+    /// Redoes the failed (and unfinished) steps of a pack's collection, from the photos and
+    /// options the collection recorded; finished steps are reused at no charge. `options`
+    /// supplies concurrency, retries and legacy dual write; close-ups per view and the
+    /// collection name come from the collection.
+    pub async fn retry_failed(
+        &self,
+        user_id: Uuid,
+        collection_id: Uuid,
+        options: TechPackOptions,
+        progress: Option<ProgressSender>,
+    ) -> PipelineResult<TechPackResult> {
+        let principal = Principal::User(user_id);
+        let collection = self.store.get_collection(principal, collection_id).await?;
+        if collection.collection_type != CollectionType::TechPackV2 {
+            return Err(PipelineError::InvalidRequest(format!(
+                "collection {collection_id} is a {}, not a tech pack made by `techpack generate`",
+                collection.collection_type
+            )));
+        }
+        let recorded: RecordedRequest = serde_json::from_value(collection.metadata["request"].clone())
+            .map_err(|error| {
+                PipelineError::Corrupt(format!("collection {collection_id} has no recorded request: {error}"))
+            })?;
+        let fingerprint = self.provider.fingerprint();
+        if recorded.fingerprint != fingerprint {
+            return Err(PipelineError::InvalidRequest(format!(
+                "collection {collection_id} was made with provider `{}` ({}); retry it with the same provider and settings",
+                recorded.provider, recorded.fingerprint
+            )));
+        }
+        let category: ProductCategory = recorded
+            .category
+            .parse()
+            .map_err(|error| PipelineError::Corrupt(format!("recorded category: {error}")))?;
+        let mut views = Vec::with_capacity(recorded.views.len());
+        for view in &recorded.views {
+            let photo = self.blobs.get_bytes(&view.photo_key).await?;
+            views.push(ViewInput {
+                revision_id: view.revision_id,
+                view: view.view.clone(),
+                photo: Arc::from(photo.as_ref()),
+                reference: view.reference.clone(),
+            });
+        }
+        let request = TechPackRequest {
+            product_idea_id: collection.product_idea_id,
+            user_id,
+            views,
+            category,
+            primary_view: Some(recorded.primary_view),
+            options: TechPackOptions {
+                collection_name: Some(collection.name.clone()),
+                closeups_per_view: recorded.closeups_per_view,
+                force: false,
+                ..options
+            },
+        };
+        self.run(request, Some(collection), progress).await
+    }
+
+    async fn run(
+        &self,
+        request: TechPackRequest,
+        resume: Option<Collection>,
+        progress: Option<ProgressSender>,
+    ) -> PipelineResult<TechPackResult> {
+        let started = Instant::now();
+        validate(&request)?;
+        let principal = Principal::User(request.user_id);
+        let fingerprint = self.provider.fingerprint();
+        let options = request.options.clone();
+        let collection_name = options
+            .collection_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_COLLECTION_NAME.to_owned());
+        let primary_view = request
+            .primary_view
+            .clone()
+            .unwrap_or_else(|| request.views[0].view.clone());
+
+        // The photos are stored first: each analysis file points at its photo's blob, and a
+        // later `--retry-failed` reads them back from there.
+        let mut views = Vec::with_capacity(request.views.len());
+        for (index, input) in request.views.iter().enumerate() {
+            let photo_blob = self
+                .blobs
+                .put_bytes(request.user_id, Bytes::copy_from_slice(&input.photo))
+                .await
+                .map_err(|error| {
+                    if error.is_caller_error() {
+                        PipelineError::InvalidRequest(format!("the photo of view `{}`: {error}", input.view))
+                    } else {
+                        PipelineError::Blob(error)
+                    }
+                })?;
+            let cache_key = view_cache_key(&request, input, &photo_blob.sha256, &fingerprint);
+            views.push(Arc::new(ViewState { index, input: input.clone(), photo_blob, cache_key }));
+        }
+        let recorded = RecordedRequest {
+            category: request.category.as_str().to_owned(),
+            closeups_per_view: options.closeups_per_view,
+            primary_view: primary_view.clone(),
+            provider: self.provider.name().to_owned(),
+            fingerprint: fingerprint.clone(),
+            views: views
+                .iter()
+                .map(|view| RecordedView {
+                    view: view.input.view.clone(),
+                    revision_id: view.input.revision_id,
+                    photo_key: view.photo_blob.key.clone(),
+                    photo_sha256: view.photo_blob.sha256.clone(),
+                    reference: view.input.reference.clone(),
+                })
+                .collect(),
+        };
+        let pack_key = pack_key(&request, &collection_name, &views);
+
+        let (collection, resumed) = match resume {
+            Some(collection) => (collection, true),
+            None => {
+                match self
+                    .find_pack_collection(principal, request.product_idea_id, &pack_key, options.force)
+                    .await?
+                {
+                    Some(collection) => (collection, true),
+                    None => {
+                        let mut new = NewCollection::new(
+                            request.user_id,
+                            request.product_idea_id,
+                            collection_name.clone(),
+                            CollectionType::TechPackV2,
+                        );
+                        new.description = Some(format!(
+                            "{} view(s), up to {} close-up(s) each, {} category, made by {}",
+                            views.len(),
+                            options.closeups_per_view,
+                            request.category,
+                            self.provider.name()
+                        ));
+                        new.generation_batch_id = Some(Uuid::now_v7());
+                        new.metadata = json!({
+                            "pack_key": pack_key,
+                            "provider": self.provider.name(),
+                            "fingerprint": fingerprint,
+                            "primary_image": views.iter().find(|v| v.input.view == primary_view).map(|v| v.photo_blob.key.clone()),
+                            "request": recorded,
+                        });
+                        (self.store.create_tech_file_collection(principal, new).await?, false)
+                    }
+                }
+            }
+        };
+        let batch_id = collection.generation_batch_id.ok_or_else(|| {
+            PipelineError::Corrupt(format!("collection {} has no generation batch", collection.id))
+        })?;
+
+        let existing = self.latest_files_by_slot(principal, request.product_idea_id).await?;
+        let initial_total = views.len() * (2 + options.closeups_per_view);
+        let shared = Arc::new(Shared {
+            store: self.store.clone(),
+            blobs: self.blobs.clone(),
+            provider: self.provider.clone(),
+            principal,
+            user_id: request.user_id,
+            product_idea_id: request.product_idea_id,
+            category: request.category,
+            batch_id,
+            collection_id: collection.id,
+            semaphore: Semaphore::new(options.concurrency),
+            options: options.clone(),
+            existing,
+            progress,
+            tally: Mutex::new(Tally { total: initial_total, written_percentage: -1, ..Tally::default() }),
+            started,
+        });
+        {
+            let mut tally = shared.tally.lock().await;
+            shared.write_progress(&mut tally, CollectionStatus::InProgress).await?;
+            let counts = tally.counts(started);
+            shared.emit(ProgressEvent::Started { collection_id: collection.id, batch_id, counts });
+        }
+
+        let graph = run_graph(&shared, &views).await;
+        let reports = match graph {
+            Ok(reports) => reports,
+            Err(error) => {
+                // Best effort: the run cannot go on (the store or a task failed); leave the
+                // collection visibly failed rather than forever in progress.
+                let mut tally = shared.tally.lock().await;
+                let _ = shared.write_progress(&mut tally, CollectionStatus::Failed).await;
+                return Err(error);
+            }
+        };
+
+        let mut tally = shared.tally.lock().await;
+        let counts = tally.counts(started);
+        let status = if counts.done == counts.total {
+            CollectionStatus::Completed
+        } else if counts.done == 0 {
+            CollectionStatus::Failed
+        } else {
+            CollectionStatus::Partial
+        };
+        let manifest = shared
+            .write_manifest(&collection_name, &primary_view, status, &views, &reports)
+            .await?;
+        shared.write_progress(&mut tally, status).await?;
+        let counts = tally.counts(started);
+        drop(tally);
+        shared.emit(ProgressEvent::Finished { status, counts });
+        let collection = self.store.get_collection(principal, collection.id).await?;
+
+        let mut result = TechPackResult {
+            collection_id: collection.id,
+            batch_id,
+            product_idea_id: request.product_idea_id,
+            resumed_collection: resumed,
+            status,
+            completion_percentage: counts.percentage(),
+            credits_used: counts.credits_used,
+            collection_credits: collection.total_credits,
+            base_views: Vec::new(),
+            closeups: Vec::new(),
+            sketches: Vec::new(),
+            manifest: Some(manifest),
+            blocked: Vec::new(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        for report in reports {
+            let list = match (&report.origin, &report.step.kind) {
+                (StepOrigin::Blocked, _) => &mut result.blocked,
+                (_, StepKind::Analysis) => &mut result.base_views,
+                (_, StepKind::Closeup { .. }) => &mut result.closeups,
+                (_, StepKind::Sketch) => &mut result.sketches,
+            };
+            list.push(report);
+        }
+        let order = |report: &StepReport| {
+            let view = views.iter().position(|v| v.input.view == report.step.view).unwrap_or(usize::MAX);
+            let index = match report.step.kind {
+                StepKind::Closeup { index, .. } => index,
+                _ => 0,
+            };
+            (view, index)
+        };
+        result.base_views.sort_by_key(order);
+        result.closeups.sort_by_key(order);
+        result.sketches.sort_by_key(order);
+        result.blocked.sort_by_key(order);
+        Ok(result)
+    }
+
+    /// The newest tech-pack collection of the product made from the same inputs, unless forced.
+    async fn find_pack_collection(
+        &self,
+        principal: Principal,
+        product: Uuid,
+        pack_key: &str,
+        force: bool,
+    ) -> PipelineResult<Option<Collection>> {
+        if force {
+            return Ok(None);
+        }
+        let collections = self.store.list_collections(principal, Some(product)).await?;
+        Ok(collections.into_iter().find(|collection| {
+            collection.collection_type == CollectionType::TechPackV2
+                && collection.metadata["pack_key"].as_str() == Some(pack_key)
+                && collection.generation_batch_id.is_some()
+        }))
+    }
+
+    /// The latest version of every file of the product, by the slot it fills.
+    async fn latest_files_by_slot(
+        &self,
+        principal: Principal,
+        product: Uuid,
+    ) -> PipelineResult<HashMap<SlotKey, TechFile>> {
+        let mut slots: HashMap<SlotKey, TechFile> = HashMap::new();
+        let mut filter = FileFilter { product_idea_id: Some(product), limit: Some(500), ..FileFilter::default() };
+        loop {
+            let page = self.store.get_latest_tech_files(principal, &filter).await?;
+            for file in page.files {
+                let Some(slot) = file.metadata["slot"].as_str().map(str::to_owned) else { continue };
+                let key = SlotKey { revision_id: file.revision_id, view: file.view_type.clone(), slot };
+                // Two lineages can claim one slot (a legacy import beside generated files):
+                // the most recently changed one is the one to continue.
+                match slots.get(&key) {
+                    Some(current) if current.updated_at >= file.updated_at => {}
+                    _ => {
+                        slots.insert(key, file);
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => filter.after = Some(next),
+                None => break,
+            }
+        }
+        Ok(slots)
+    }
+}
+
+fn validate(request: &TechPackRequest) -> PipelineResult<()> {
+    let invalid = |message: String| Err(PipelineError::InvalidRequest(message));
+    if request.views.is_empty() {
+        return invalid("a tech pack needs at least one view with a photo".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for view in &request.views {
+        let name = view.view.trim();
+        if name.is_empty() || name.len() > 64 || name.contains(':') {
+            return invalid(format!(
+                "view name `{}` must be 1 to 64 characters without `:` (front, back, side …)",
+                view.view
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return invalid(format!("view `{name}` is given twice; give each view once"));
+        }
+        if view.photo.is_empty() {
+            return invalid(format!("the photo of view `{name}` is empty"));
+        }
+    }
+    if let Some(primary) = &request.primary_view
+        && !seen.contains(primary.as_str())
+    {
+        return invalid(format!("the primary view `{primary}` is not one of the views"));
+    }
+    if request.options.closeups_per_view > MAX_CLOSEUPS_PER_VIEW {
+        return invalid(format!(
+            "at most {MAX_CLOSEUPS_PER_VIEW} close-ups per view (asked for {})",
+            request.options.closeups_per_view
+        ));
+    }
+    if request.options.concurrency == 0 {
+        return invalid("concurrency must be at least 1".into());
+    }
+    if request.options.retry.attempts == 0 {
+        return invalid("retry attempts must be at least 1 (the first attempt counts)".into());
+    }
+    Ok(())
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Length-prefixed, so ("ab","c") and ("a","bc") differ.
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What decides a view's outputs: whose, which product, revision and view, the photo's bytes,
+/// category, reference size and the provider's fingerprint. The number of close-ups is not in
+/// it: plans are ranked, so close-up n is the same shot whatever the count.
+fn view_cache_key(request: &TechPackRequest, view: &ViewInput, photo_sha256: &str, fingerprint: &str) -> String {
+    sha256_hex(&[
+        "techpack.view/1",
+        &request.user_id.to_string(),
+        &request.product_idea_id.to_string(),
+        &view.revision_id.to_string(),
+        view.view.trim(),
+        request.category.as_str(),
+        view.reference.as_deref().unwrap_or(""),
+        photo_sha256,
+        fingerprint,
+    ])
+}
+
+/// What decides a whole pack: its views' keys, their order, the close-up count and the name.
+fn pack_key(request: &TechPackRequest, name: &str, views: &[Arc<ViewState>]) -> String {
+    let closeups = request.options.closeups_per_view.to_string();
+    let mut parts = vec!["techpack.pack/1", name, &closeups];
+    parts.extend(views.iter().map(|view| view.cache_key.as_str()));
+    sha256_hex(&parts)
+}
+
+fn cache_key_of(file: &TechFile) -> Option<&str> {
+    file.metadata["cache_key"].as_str()
+}
+
+/// An analysis as stored in `analysis_data` (ours, or a legacy row's with our link field).
+pub(crate) fn parse_analysis(value: &Value) -> Option<Analysis> {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.remove(LEGACY_LINK_FIELD);
+    }
+    serde_json::from_value(value).ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SlotKey {
+    revision_id: Option<Uuid>,
+    view: Option<String>,
+    slot: String,
+}
+
+struct ViewState {
+    index: usize,
+    input: ViewInput,
+    photo_blob: StoredBlob,
+    cache_key: String,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    done: usize,
+    failed: usize,
+    total: usize,
+    credits_used: i64,
+    written_percentage: i32,
+}
+
+impl Tally {
+    fn counts(&self, started: Instant) -> ProgressCounts {
+        ProgressCounts {
+            done: self.done,
+            failed: self.failed,
+            total: self.total,
+            credits_used: self.credits_used,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+struct Shared {
+    store: Arc<dyn TechFileStore>,
+    blobs: BlobStore,
+    provider: Arc<dyn Provider>,
+    principal: Principal,
+    user_id: Uuid,
+    product_idea_id: Uuid,
+    category: ProductCategory,
+    batch_id: Uuid,
+    collection_id: Uuid,
+    semaphore: Semaphore,
+    options: TechPackOptions,
+    existing: HashMap<SlotKey, TechFile>,
+    progress: Option<ProgressSender>,
+    tally: Mutex<Tally>,
+    started: Instant,
+}
+
+/// The work of one step.
+enum StepWork {
+    Analysis,
+    Closeup { analysis: Arc<Analysis>, shot: CloseupShot },
+    Sketch { analysis: Arc<Analysis> },
+}
+
+enum Output {
+    Analysis(Generated<Analysis>),
+    Closeup(Generated<Closeup>),
+    Sketch(Generated<Sketch>),
+}
+
+struct StepDone {
+    report: StepReport,
+    /// The analysis, when this was a successful analysis step.
+    analysis: Option<Arc<Analysis>>,
+    view: Arc<ViewState>,
+}
+
+/// Runs the graph: analyses first, each view's close-ups and sketch as soon as its analysis
+/// is done, all under the shared concurrency limit.
+async fn run_graph(shared: &Arc<Shared>, views: &[Arc<ViewState>]) -> PipelineResult<Vec<StepReport>> {
+    let mut tasks: JoinSet<PipelineResult<StepDone>> = JoinSet::new();
+    for view in views {
+        let step = StepId { view: view.input.view.clone(), kind: StepKind::Analysis };
+        tasks.spawn(run_step(shared.clone(), view.clone(), step, StepWork::Analysis));
+    }
+    let planned = shared.options.closeups_per_view;
+    let mut reports = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let done = joined.map_err(|error| PipelineError::Task(error.to_string()))??;
+        if matches!(done.report.step.kind, StepKind::Analysis) {
+            let view = done.view.clone();
+            match &done.analysis {
+                Some(analysis) => {
+                    let shots = shared.provider.plan_closeups(analysis, planned);
+                    shared.replan(planned, shots.len()).await;
+                    for (index, shot) in shots.into_iter().enumerate() {
+                        let step = StepId {
+                            view: view.input.view.clone(),
+                            kind: StepKind::Closeup { index, shot: Some(shot.name.clone()) },
+                        };
+                        let work = StepWork::Closeup { analysis: analysis.clone(), shot };
+                        tasks.spawn(run_step(shared.clone(), view.clone(), step, work));
+                    }
+                    let step = StepId { view: view.input.view.clone(), kind: StepKind::Sketch };
+                    tasks.spawn(run_step(shared.clone(), view.clone(), step, StepWork::Sketch { analysis: analysis.clone() }));
+                }
+                None => {
+                    let reason = format!("not attempted: the {} analysis failed", view.input.view);
+                    let blocked = (0..planned)
+                        .map(|index| StepKind::Closeup { index, shot: None })
+                        .chain([StepKind::Sketch]);
+                    for kind in blocked {
+                        let step = StepId { view: view.input.view.clone(), kind };
+                        let counts = shared.count_failure().await?;
+                        shared.emit(ProgressEvent::StepFailed { step: step.clone(), error: reason.clone(), counts });
+                        reports.push(StepReport {
+                            step,
+                            origin: StepOrigin::Blocked,
+                            file: None,
+                            credits: 0,
+                            elapsed_ms: 0,
+                            attempts: 0,
+                            error: Some(reason.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        reports.push(done.report);
+    }
+    Ok(reports)
+}
+
+async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work: StepWork) -> PipelineResult<StepDone> {
+    let step_started = Instant::now();
+    let slot = step.slot();
+    let key = SlotKey { revision_id: Some(view.input.revision_id), view: Some(view.input.view.clone()), slot };
+    let existing = shared.existing.get(&key);
+
+    // 1. Cache: the slot's latest completed file from the same inputs.
+    if let Some(file) = existing
+        && file.status == FileStatus::Completed
+        && !shared.options.force
+        && cache_key_of(file) == Some(view.cache_key.as_str())
+        && let Some(done) = shared.reuse(&view, &step, &work, file.clone(), StepOrigin::Cached, step_started).await?
+    {
+        return Ok(done);
+    }
+
+    // 1b. Legacy cache, for analyses only (the seed's functions kept only analyses there).
+    if matches!(work, StepWork::Analysis)
+        && !shared.options.force
+        && let Some(legacy) = shared
+            .store
+            .find_legacy_analysis(shared.principal, view.input.revision_id, &view.input.view, Some(&view.photo_blob.sha256))
+            .await?
+        && let Some(analysis) = parse_analysis(&legacy.analysis_data)
+    {
+        let row = shared.acquire_row(&view, &step, existing, None).await?;
+        let file = if row.status == FileStatus::Completed {
+            row
+        } else {
+            let mut metadata = shared.step_metadata(&view, &step);
+            metadata["source"] = json!("legacy_revision_vision_analysis");
+            metadata["legacy_id"] = json!(legacy.id);
+            let changes = FileChanges {
+                file_url: Some(view.photo_blob.key.clone()),
+                content_sha256: Some(view.photo_blob.sha256.clone()),
+                content_size: Some(view.photo_blob.size as i64),
+                mime_type: Some(view.photo_blob.mime.clone()),
+                analysis_data: Some(serde_json::to_value(&analysis).map_err(corrupt_json)?),
+                metadata: Some(metadata),
+                ai_model: legacy.model_used.clone(),
+                generation_batch_id: Some(shared.batch_id),
+                credits_used: Some(0),
+                confidence_score: Some(analysis.confidence.score.clamp(0.0, 1.0)),
+                status: Some(FileStatus::Completed),
+                ..FileChanges::default()
+            };
+            shared.store.complete_tech_file(shared.principal, row.id, changes).await?
+        };
+        if let Some(done) = shared.reuse(&view, &step, &work, file, StepOrigin::LegacyCache, step_started).await? {
+            return Ok(done);
+        }
+    }
+
+    // 2. The row this step fills.
+    let shot_name = match &work {
+        StepWork::Closeup { shot, .. } => Some(shot.name.clone()),
+        _ => None,
+    };
+    let row = shared.acquire_row(&view, &step, existing, shot_name).await?;
+    if row.status == FileStatus::Completed
+        && let Some(done) = shared.reuse(&view, &step, &work, row.clone(), StepOrigin::Cached, step_started).await?
+    {
+        // A previous attempt of this very batch finished it (its key returned the row).
+        return Ok(done);
+    }
+
+    // 3. Generate, under a concurrency permit, with retries.
+    let photo = ViewPhoto {
+        bytes: view.input.photo.clone(),
+        view: view.input.view.clone(),
+        category: shared.category,
+        reference: view.input.reference.clone(),
+    };
+    let permit = shared
+        .semaphore
+        .acquire()
+        .await
+        .map_err(|error| PipelineError::Task(error.to_string()))?;
+    let generation_started = Instant::now();
+    let counts = shared.tally.lock().await.counts(shared.started);
+    shared.emit(ProgressEvent::StepStarted { step: step.clone(), counts });
+    let (result, attempts) = generate_with_retries(shared.provider.as_ref(), &photo, &work, shared.options.retry).await;
+    drop(permit);
+
+    // 4. Store the outputs and complete the row, or record the failure.
+    let stored = match result {
+        Ok(output) => shared.store_output(&view, &step, &row, output).await,
+        Err(error) => Err(error.to_string()),
+    };
+    let elapsed_ms = generation_started.elapsed().as_millis() as u64;
+    match stored {
+        Ok((file, analysis)) => {
+            let credits = file.credits_used;
+            if let Some(analysis) = &analysis
+                && shared.options.legacy_dual_write
+            {
+                shared.dual_write(&view, &file, analysis).await?;
+            }
+            let counts = shared.count_success(credits).await?;
+            shared.emit(ProgressEvent::StepFinished {
+                step: step.clone(),
+                origin: StepOrigin::Generated,
+                credits,
+                elapsed_ms,
+                counts,
+            });
+            Ok(StepDone {
+                report: StepReport {
+                    step,
+                    origin: StepOrigin::Generated,
+                    file: Some(file),
+                    credits,
+                    elapsed_ms,
+                    attempts,
+                    error: None,
+                },
+                analysis,
+                view,
+            })
+        }
+        Err(message) => {
+            let changes = FileChanges {
+                status: Some(FileStatus::Failed),
+                error_message: Some(message.clone()),
+                credits_used: Some(0),
+                generation_batch_id: Some(shared.batch_id),
+                ..FileChanges::default()
+            };
+            let file = shared.store.complete_tech_file(shared.principal, row.id, changes).await?;
+            let counts = shared.count_failure().await?;
+            shared.emit(ProgressEvent::StepFailed { step: step.clone(), error: message.clone(), counts });
+            Ok(StepDone {
+                report: StepReport {
+                    step,
+                    origin: StepOrigin::Failed,
+                    file: Some(file),
+                    credits: 0,
+                    elapsed_ms,
+                    attempts,
+                    error: Some(message),
+                },
+                analysis: None,
+                view,
+            })
+        }
+    }
+}
+
+fn corrupt_json(error: serde_json::Error) -> PipelineError {
+    PipelineError::Corrupt(format!("serialising an output to JSON: {error}"))
+}
+
+/// Calls the provider, retrying retryable errors with exponential backoff (or the provider's
+/// own `retry after`, capped). Returns the result and the number of calls made.
+async fn generate_with_retries(
+    provider: &dyn Provider,
+    photo: &ViewPhoto,
+    work: &StepWork,
+    policy: RetryPolicy,
+) -> (Result<Output, GenerateError>, u32) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match work {
+            StepWork::Analysis => provider.analyze(photo).await.map(Output::Analysis),
+            StepWork::Closeup { analysis, shot } => provider.closeup(photo, analysis, shot).await.map(Output::Closeup),
+            StepWork::Sketch { analysis } => provider.sketch(photo, analysis).await.map(Output::Sketch),
+        };
+        match result {
+            Err(error) if error.is_retryable() && attempt < policy.attempts => {
+                let backoff = policy.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+                let wait = match &error {
+                    GenerateError::RateLimited { retry_after: Some(after) } => (*after).max(backoff),
+                    _ => backoff,
+                };
+                tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying a generation step");
+                tokio::time::sleep(wait.min(policy.max_delay)).await;
+            }
+            other => return (other, attempt),
+        }
+    }
+}
+
+impl Shared {
+    fn emit(&self, event: ProgressEvent) {
+        if let Some(sender) = &self.progress {
+            // A reader that went away must not stop the run.
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Writes the completion percentage (when it changed) or a new status. Called with the
+    /// tally locked, so writes are in order and the percentage never goes back.
+    async fn write_progress(&self, tally: &mut Tally, status: CollectionStatus) -> PipelineResult<()> {
+        let percentage = tally.counts(self.started).percentage();
+        if status == CollectionStatus::InProgress && percentage == tally.written_percentage {
+            return Ok(());
+        }
+        self.store
+            .update_collection_progress(
+                self.principal,
+                self.collection_id,
+                CollectionProgress { completion_percentage: percentage, status },
+            )
+            .await?;
+        tally.written_percentage = percentage;
+        Ok(())
+    }
+
+    async fn count_success(&self, credits: i64) -> PipelineResult<ProgressCounts> {
+        let mut tally = self.tally.lock().await;
+        tally.done += 1;
+        tally.credits_used += credits;
+        self.write_progress(&mut tally, CollectionStatus::InProgress).await?;
+        Ok(tally.counts(self.started))
+    }
+
+    async fn count_failure(&self) -> PipelineResult<ProgressCounts> {
+        let mut tally = self.tally.lock().await;
+        tally.failed += 1;
+        Ok(tally.counts(self.started))
+    }
+
+    /// An analysis planned `actual` close-ups where `planned` were assumed.
+    async fn replan(&self, planned: usize, actual: usize) {
+        let mut tally = self.tally.lock().await;
+        tally.total = tally.total + actual - planned;
+    }
+
+    fn section(&self, view: &ViewState, step: &StepId) -> CollectionItemInput {
+        // Orders leave room for 100 views of 100 close-ups, and keep sections apart even when
+        // a collection is listed by order alone.
+        let (section, order) = match step.kind {
+            StepKind::Analysis => (SECTION_BASE_VIEWS, view.index),
+            StepKind::Closeup { index, .. } => (SECTION_CLOSEUPS, 100 + view.index * 100 + index),
+            StepKind::Sketch => (SECTION_SKETCHES, 20_000 + view.index),
+        };
+        CollectionItemInput { tech_file_id: Uuid::nil(), display_order: Some(order as i32), section: Some(section.into()) }
+    }
+
+    async fn add_to_collection(&self, view: &ViewState, step: &StepId, file: &TechFile) -> PipelineResult<()> {
+        let mut item = self.section(view, step);
+        item.tech_file_id = file.id;
+        self.store.add_files_to_collection(self.principal, self.collection_id, vec![item]).await?;
+        Ok(())
+    }
+
+    fn step_metadata(&self, view: &ViewState, step: &StepId) -> Value {
+        json!({
+            "slot": step.slot(),
+            "cache_key": view.cache_key,
+            "photo_sha256": view.photo_blob.sha256,
+            "photo_key": view.photo_blob.key,
+            "provider": self.provider.name(),
+            "fingerprint": self.provider.fingerprint(),
+            "collection_id": self.collection_id,
+        })
+    }
+
+    /// Uses a completed file as the step's output at no charge. `None` when the file cannot
+    /// serve (an analysis that no longer parses): the step is then generated.
+    async fn reuse(
+        &self,
+        view: &Arc<ViewState>,
+        step: &StepId,
+        work: &StepWork,
+        file: TechFile,
+        origin: StepOrigin,
+        step_started: Instant,
+    ) -> PipelineResult<Option<StepDone>> {
+        let analysis = match work {
+            StepWork::Analysis => match parse_analysis(&file.analysis_data) {
+                Some(analysis) => Some(Arc::new(analysis)),
+                None => return Ok(None),
+            },
+            _ => None,
+        };
+        self.add_to_collection(view, step, &file).await?;
+        let counts = self.count_success(0).await?;
+        let elapsed_ms = step_started.elapsed().as_millis() as u64;
+        self.emit(ProgressEvent::StepFinished { step: step.clone(), origin, credits: 0, elapsed_ms, counts });
+        Ok(Some(StepDone {
+            report: StepReport { step: step.clone(), origin, file: Some(file), credits: 0, elapsed_ms, attempts: 0, error: None },
+            analysis,
+            view: view.clone(),
+        }))
+    }
+
+    /// The processing row a step fills: the slot's unfinished row from the same inputs, else a
+    /// new version of the slot's file, else a new file; keyed per (batch, view, slot) so a
+    /// retried call returns the same row. The row is put in the collection at once, so a
+    /// reader sees what is in progress.
+    async fn acquire_row(
+        &self,
+        view: &ViewState,
+        step: &StepId,
+        existing: Option<&TechFile>,
+        shot_name: Option<String>,
+    ) -> PipelineResult<TechFile> {
+        let idempotency_key = format!("{}:{}:{}", self.batch_id, view.input.view, step.slot());
+        let row = match existing {
+            Some(file)
+                if matches!(file.status, FileStatus::Processing | FileStatus::Failed)
+                    && cache_key_of(file) == Some(view.cache_key.as_str()) =>
+            {
+                file.clone()
+            }
+            Some(file) => {
+                let reason = if self.options.force {
+                    "regenerated on request (--force)"
+                } else if file.status != FileStatus::Completed {
+                    "regenerated: the previous attempt did not finish"
+                } else {
+                    "regenerated: the photo, provider or options changed"
+                };
+                let changes = FileChanges {
+                    file_category: shot_name,
+                    metadata: Some(self.step_metadata(view, step)),
+                    generation_batch_id: Some(self.batch_id),
+                    idempotency_key: Some(idempotency_key),
+                    credits_used: Some(0),
+                    status: Some(FileStatus::Processing),
+                    change_description: Some(reason.into()),
+                    ..FileChanges::default()
+                };
+                self.store.create_tech_file_version(self.principal, file.id, changes).await?
+            }
+            None => {
+                let file_type = match step.kind {
+                    StepKind::Analysis => FileType::BaseView,
+                    StepKind::Closeup { .. } => FileType::Closeup,
+                    StepKind::Sketch => FileType::Sketch,
+                };
+                let mut new = NewTechFile::new(self.user_id, self.product_idea_id, file_type);
+                new.revision_id = Some(view.input.revision_id);
+                new.view_type = Some(view.input.view.clone());
+                new.file_category = shot_name;
+                new.metadata = self.step_metadata(view, step);
+                new.generation_batch_id = Some(self.batch_id);
+                new.idempotency_key = Some(idempotency_key);
+                self.store.create_tech_file(self.principal, new).await?
+            }
+        };
+        if row.status != FileStatus::Completed {
+            self.add_to_collection(view, step, &row).await?;
+        }
+        Ok(row)
+    }
+
+    /// Stores a step's output blob(s) and completes its row. An `Err` is the step's failure
+    /// message (the blob store refused the output), recorded on the row by the caller.
+    async fn store_output(
+        &self,
+        view: &ViewState,
+        step: &StepId,
+        row: &TechFile,
+        output: Output,
+    ) -> Result<(TechFile, Option<Arc<Analysis>>), String> {
+        let put = |bytes: Vec<u8>| async move {
+            self.blobs
+                .put_bytes(self.user_id, Bytes::from(bytes))
+                .await
+                .map_err(|error| format!("storing the output: {error}"))
+        };
+        let mut metadata = self.step_metadata(view, step);
+        let (blob, analysis_data, model, prompt, confidence, credits, category, analysis) = match output {
+            Output::Analysis(generated) => {
+                let data = serde_json::to_value(&generated.output).map_err(|e| e.to_string())?;
+                let analysis = Arc::new(generated.output);
+                (view.photo_blob.clone(), data, generated.model, generated.prompt, generated.confidence, generated.credits, None, Some(analysis))
+            }
+            Output::Closeup(generated) => {
+                let closeup = generated.output;
+                let data = json!({ "shot": closeup.shot, "size": closeup.size });
+                let blob = put(closeup.png).await?;
+                (blob, data, generated.model, generated.prompt, generated.confidence, generated.credits, Some(closeup.shot.name), None)
+            }
+            Output::Sketch(generated) => {
+                let sketch = generated.output;
+                let svg = put(sketch.svg.into_bytes()).await?;
+                let png = put(sketch.png).await?;
+                metadata["png_key"] = json!(png.key);
+                metadata["png_sha256"] = json!(png.sha256);
+                metadata["png_size"] = json!(png.size);
+                let data = match sketch.data {
+                    Value::Object(_) => sketch.data,
+                    other => json!({ "data": other }),
+                };
+                (svg, data, generated.model, generated.prompt, generated.confidence, generated.credits, None, None)
+            }
+        };
+        let changes = FileChanges {
+            file_category: category,
+            file_url: Some(blob.key),
+            content_sha256: Some(blob.sha256),
+            content_size: Some(blob.size as i64),
+            mime_type: Some(blob.mime),
+            analysis_data: Some(analysis_data),
+            metadata: Some(metadata),
+            ai_model: Some(model),
+            generation_prompt: Some(prompt),
+            generation_batch_id: Some(self.batch_id),
+            credits_used: Some(credits.max(0)),
+            confidence_score: Some(if confidence.is_finite() { confidence.clamp(0.0, 1.0) } else { 0.0 }),
+            status: Some(FileStatus::Completed),
+            ..FileChanges::default()
+        };
+        let file = self
+            .store
+            .complete_tech_file(self.principal, row.id, changes)
+            .await
+            .map_err(|error| format!("recording the output: {error}"))?;
+        Ok((file, analysis))
+    }
+
+    /// Mirrors a generated analysis into the legacy table, linked to its tech file.
+    async fn dual_write(&self, view: &ViewState, file: &TechFile, analysis: &Analysis) -> PipelineResult<()> {
+        let mut data = serde_json::to_value(analysis).map_err(corrupt_json)?;
+        data[LEGACY_LINK_FIELD] = json!(file.id);
+        self.store
+            .write_legacy_analysis(
+                self.principal,
+                NewLegacyAnalysis {
+                    user_id: self.user_id,
+                    product_idea_id: self.product_idea_id,
+                    revision_id: view.input.revision_id,
+                    view_type: view.input.view.clone(),
+                    image_url: Some(view.photo_blob.key.clone()),
+                    image_sha256: Some(view.photo_blob.sha256.clone()),
+                    analysis_data: data,
+                    model_used: file.ai_model.clone(),
+                    credits_used: file.credits_used,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the `complete_pack` manifest that closes the run: a JSON blob listing every file
+    /// of the pack. The manifest is one file per product and collection name, versioned; an
+    /// unchanged manifest is not written again.
+    async fn write_manifest(
+        &self,
+        collection_name: &str,
+        primary_view: &str,
+        status: CollectionStatus,
+        views: &[Arc<ViewState>],
+        reports: &[StepReport],
+    ) -> PipelineResult<TechFile> {
+        let mut files: Vec<(&StepReport, usize)> = reports
+            .iter()
+            .map(|report| {
+                let view = views.iter().find(|v| v.input.view == report.step.view).map(|v| v.index).unwrap_or(0);
+                let item = self.section(&views[view], &report.step);
+                (report, item.display_order.unwrap_or(0) as usize)
+            })
+            .collect();
+        files.sort_by_key(|(_, order)| *order);
+        let listed: Vec<Value> = files
+            .iter()
+            .map(|(report, order)| {
+                let section = self.section(views.iter().find(|v| v.input.view == report.step.view).unwrap_or(&views[0]), &report.step).section;
+                let file = report.file.as_ref();
+                json!({
+                    "section": section,
+                    "display_order": order,
+                    "view": report.step.view,
+                    "slot": report.step.slot(),
+                    "tech_file_id": file.map(|f| f.id),
+                    "version": file.map(|f| f.version),
+                    "file_type": file.map(|f| f.file_type.as_str()),
+                    "file_category": file.and_then(|f| f.file_category.clone()),
+                    "status": file.map(|f| f.status.as_str()).unwrap_or("blocked"),
+                    "file_url": file.and_then(|f| f.file_url.clone()),
+                    "content_sha256": file.and_then(|f| f.content_sha256.clone()),
+                    "mime_type": file.and_then(|f| f.mime_type.clone()),
+                    "png_key": file.and_then(|f| f.metadata["png_key"].as_str().map(str::to_owned)),
+                    "credits_used": file.map(|f| f.credits_used).unwrap_or(0),
+                    "error": report.error,
+                })
+            })
+            .collect();
+        let total_credits: i64 = reports.iter().filter_map(|r| r.file.as_ref()).map(|f| f.credits_used).sum();
+        // No timestamps: an unchanged pack gives byte-identical manifests, hence no new version.
+        let manifest = json!({
+            "schema": "techpack.complete_pack/1",
+            "product_idea_id": self.product_idea_id,
+            "collection_id": self.collection_id,
+            "collection_name": collection_name,
+            "category": self.category.as_str(),
+            "status": status.as_str(),
+            "primary_view": primary_view,
+            "views": views.iter().map(|v| json!({
+                "view": v.input.view,
+                "revision_id": v.input.revision_id,
+                "photo_key": v.photo_blob.key,
+                "photo_sha256": v.photo_blob.sha256,
+            })).collect::<Vec<_>>(),
+            "files": listed,
+            "total_credits": total_credits,
+        });
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(corrupt_json)?;
+        let blob = self.blobs.put_bytes(self.user_id, Bytes::from(bytes)).await?;
+        let slot = format!("complete_pack:{collection_name}");
+        let key = SlotKey { revision_id: None, view: None, slot: slot.clone() };
+        let summary = json!({
+            "status": status.as_str(),
+            "files": reports.iter().filter(|r| r.file.is_some()).count(),
+            "failed": reports.iter().filter(|r| matches!(r.origin, StepOrigin::Failed | StepOrigin::Blocked)).count(),
+            "total_credits": total_credits,
+        });
+        let metadata = json!({ "slot": slot, "collection_id": self.collection_id });
+        let idempotency_key = format!("{}:complete_pack:{}", self.batch_id, &blob.sha256[..16]);
+        let file = match self.existing.get(&key) {
+            Some(file) if file.content_sha256.as_deref() == Some(blob.sha256.as_str()) && file.status == FileStatus::Completed => file.clone(),
+            Some(file) => {
+                let changes = FileChanges {
+                    file_url: Some(blob.key.clone()),
+                    content_sha256: Some(blob.sha256.clone()),
+                    content_size: Some(blob.size as i64),
+                    mime_type: Some(blob.mime.clone()),
+                    analysis_data: Some(summary),
+                    metadata: Some(metadata),
+                    generation_batch_id: Some(self.batch_id),
+                    idempotency_key: Some(idempotency_key),
+                    credits_used: Some(0),
+                    status: Some(FileStatus::Completed),
+                    change_description: Some(format!("tech pack {} ({})", self.collection_id, status)),
+                    ..FileChanges::default()
+                };
+                self.store.create_tech_file_version(self.principal, file.id, changes).await?
+            }
+            None => {
+                let mut new = NewTechFile::new(self.user_id, self.product_idea_id, FileType::CompletePack);
+                new.file_category = Some(collection_name.chars().take(200).collect());
+                new.file_url = Some(blob.key.clone());
+                new.content_sha256 = Some(blob.sha256.clone());
+                new.content_size = Some(blob.size as i64);
+                new.mime_type = Some(blob.mime.clone());
+                new.analysis_data = summary;
+                new.metadata = metadata;
+                new.generation_batch_id = Some(self.batch_id);
+                new.idempotency_key = Some(idempotency_key);
+                new.status = FileStatus::Completed;
+                self.store.create_tech_file(self.principal, new).await?
+            }
+        };
+        self.store
+            .add_files_to_collection(
+                self.principal,
+                self.collection_id,
+                vec![CollectionItemInput {
+                    tech_file_id: file.id,
+                    display_order: Some(30_000),
+                    section: Some(SECTION_MANIFEST.into()),
+                }],
+            )
+            .await?;
+        Ok(file)
+    }
+}
