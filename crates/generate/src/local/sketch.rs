@@ -1438,6 +1438,26 @@ mod tests {
     }
 
     #[test]
+    fn crossing_and_grazing_leaders_are_detected() {
+        assert!(segments_cross(
+            [0.0, 0.0],
+            [10.0, 10.0],
+            [0.0, 10.0],
+            [10.0, 0.0]
+        ));
+        assert!(!segments_cross(
+            [0.0, 0.0],
+            [10.0, 0.0],
+            [0.0, 5.0],
+            [10.0, 5.0]
+        ));
+        // A leader running straight through another callout's dot, and one passing clear.
+        assert!(grazes([100.0, 50.0], [0.0, 50.0], [40.0, 52.0]));
+        assert!(!grazes([100.0, 50.0], [0.0, 50.0], [40.0, 70.0]));
+        assert!(!grazes([100.0, 50.0], [0.0, 50.0], [-20.0, 50.0]));
+    }
+
+    #[test]
     fn chains_follow_lines_end_to_end() {
         // An L-shaped line of 20 + 10 pixels and a separate dot.
         let (w, h) = (30u32, 30u32);
