@@ -42,7 +42,11 @@ fn request(views: &[(&str, Vec<u8>)], concurrency: usize) -> TechPackRequest {
             .collect(),
         category: ProductCategory::Apparel,
         primary_view: None,
-        options: TechPackOptions { closeups_per_view: 4, concurrency, ..TechPackOptions::default() },
+        options: TechPackOptions {
+            closeups_per_view: 4,
+            concurrency,
+            ..TechPackOptions::default()
+        },
     }
 }
 
@@ -58,12 +62,22 @@ async fn timed(pipeline: &Pipeline, request: TechPackRequest) -> Duration {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bench.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("bench.db"))
+        .await
+        .unwrap();
     store.migrate_up().await.unwrap();
     let store: Arc<dyn TechFileStore> = Arc::new(store);
-    let blobs = BlobStore::from_url(&format!("file://{}", dir.path().join("blobs").display()), BlobStoreOptions::default()).unwrap();
+    let blobs = BlobStore::from_url(
+        &format!("file://{}", dir.path().join("blobs").display()),
+        BlobStoreOptions::default(),
+    )
+    .unwrap();
 
-    let photos: Vec<(&str, Vec<u8>)> = vec![("front", support::png(1)), ("back", support::png(2)), ("side", support::png(3))];
+    let photos: Vec<(&str, Vec<u8>)> = vec![
+        ("front", support::png(1)),
+        ("back", support::png(2)),
+        ("side", support::png(3)),
+    ];
     let provider: Arc<dyn Provider> = Arc::new(support::TestProvider::with_latency(LATENCY));
     let pipeline = Pipeline::new(store.clone(), blobs.clone(), provider);
     // Warm up the connection pool and the blob folder; each run below uses a fresh product.
@@ -74,18 +88,50 @@ async fn main() {
     }
     let serial = timed(&pipeline, request(&photos, 1)).await;
     let critical = LATENCY * 2;
-    println!("test provider, {} ms per call, 3 views x (analysis + 4 close-ups + sketch) = 18 calls", LATENCY.as_millis());
-    println!("  critical path            {:>7.0} ms", critical.as_secs_f64() * 1e3);
-    println!("  concurrent run (best/3)  {:>7.0} ms   wall / critical path = {:.3} (target <= 1.15)", best.as_secs_f64() * 1e3, best.as_secs_f64() / critical.as_secs_f64());
-    println!("  one step at a time       {:>7.0} ms   speed-up = {:.1}x", serial.as_secs_f64() * 1e3, serial.as_secs_f64() / best.as_secs_f64());
+    println!(
+        "test provider, {} ms per call, 3 views x (analysis + 4 close-ups + sketch) = 18 calls",
+        LATENCY.as_millis()
+    );
+    println!(
+        "  critical path            {:>7.0} ms",
+        critical.as_secs_f64() * 1e3
+    );
+    println!(
+        "  concurrent run (best/3)  {:>7.0} ms   wall / critical path = {:.3} (target <= 1.15)",
+        best.as_secs_f64() * 1e3,
+        best.as_secs_f64() / critical.as_secs_f64()
+    );
+    println!(
+        "  one step at a time       {:>7.0} ms   speed-up = {:.1}x",
+        serial.as_secs_f64() * 1e3,
+        serial.as_secs_f64() / best.as_secs_f64()
+    );
 
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/photos/");
-    let real: Vec<(&str, Vec<u8>)> = [("front", "polo-red-front.jpg"), ("back", "polo-navy-back.jpg"), ("side", "tshirt-black-front.jpg")]
-        .into_iter()
-        .map(|(view, file)| (view, std::fs::read(format!("{examples}{file}")).expect("example photo")))
-        .collect();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let local = Pipeline::new(store, blobs, Arc::new(techpack_generate::local::LocalProvider::default()));
+    let real: Vec<(&str, Vec<u8>)> = [
+        ("front", "polo-red-front.jpg"),
+        ("back", "polo-navy-back.jpg"),
+        ("side", "tshirt-black-front.jpg"),
+    ]
+    .into_iter()
+    .map(|(view, file)| {
+        (
+            view,
+            std::fs::read(format!("{examples}{file}")).expect("example photo"),
+        )
+    })
+    .collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let local = Pipeline::new(
+        store,
+        blobs,
+        Arc::new(techpack_generate::local::LocalProvider::default()),
+    );
     let wall = timed(&local, request(&real, cores)).await;
-    println!("local provider, 3 example photos x (analysis + 4 close-ups + sketch), concurrency {cores}: {:.2} s", wall.as_secs_f64());
+    println!(
+        "local provider, 3 example photos x (analysis + 4 close-ups + sketch), concurrency {cores}: {:.2} s",
+        wall.as_secs_f64()
+    );
 }

@@ -26,7 +26,10 @@ pub struct LegacyImportReport {
 /// base-view file (same product, revision, view, model and credits, the analysis as
 /// `analysis_data`). Idempotent: each row is copied once, under the idempotency key
 /// `legacy:{row id}`, so running it again creates nothing.
-pub async fn import_legacy_analyses(store: &dyn TechFileStore, principal: Principal) -> PipelineResult<LegacyImportReport> {
+pub async fn import_legacy_analyses(
+    store: &dyn TechFileStore,
+    principal: Principal,
+) -> PipelineResult<LegacyImportReport> {
     let mut report = LegacyImportReport::default();
     let mut after: Option<Uuid> = None;
     loop {
@@ -40,7 +43,11 @@ pub async fn import_legacy_analyses(store: &dyn TechFileStore, principal: Princi
                 continue;
             }
             let key = format!("legacy:{}", row.id);
-            if store.find_by_idempotency_key(principal, row.user_id, &key).await?.is_some() {
+            if store
+                .find_by_idempotency_key(principal, row.user_id, &key)
+                .await?
+                .is_some()
+            {
                 report.already_imported += 1;
                 continue;
             }
@@ -49,10 +56,12 @@ pub async fn import_legacy_analyses(store: &dyn TechFileStore, principal: Princi
             file.view_type = Some(row.view_type.clone());
             file.file_url = row.image_url.clone().filter(|url| !url.trim().is_empty());
             // Only a well-formed hash is kept; the legacy table never checked its column.
-            file.content_sha256 = row
-                .image_sha256
-                .clone()
-                .filter(|sha| sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            file.content_sha256 = row.image_sha256.clone().filter(|sha| {
+                sha.len() == 64
+                    && sha
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
             file.analysis_data = row.analysis_data.clone();
             file.metadata = json!({
                 "slot": "analysis",

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use techpack_blobs::BlobStore;
-use techpack_model::{CollectionType, CollectionWithFiles, FileStatus, FileType, Principal, TechFile};
+use techpack_model::{
+    CollectionType, CollectionWithFiles, FileStatus, FileType, Principal, TechFile,
+};
 use techpack_store::{StoreError, TechFileStore};
 use uuid::Uuid;
 
@@ -33,7 +35,9 @@ pub async fn find_tech_pack(
                 "no tech pack with id {id}, and no tech pack of a product with that id"
             ))
         })?;
-    Ok(store.get_collection_with_files(principal, newest.id).await?)
+    Ok(store
+        .get_collection_with_files(principal, newest.id)
+        .await?)
 }
 
 /// What an export wrote.
@@ -69,13 +73,19 @@ pub async fn export_tech_pack(
     collection_id: Uuid,
     dir: &Path,
 ) -> PipelineResult<ExportReport> {
-    let pack = store.get_collection_with_files(principal, collection_id).await?;
+    let pack = store
+        .get_collection_with_files(principal, collection_id)
+        .await?;
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| PipelineError::Io { path, source }
     };
     tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
-    let mut report = ExportReport { dir: dir.to_path_buf(), files: Vec::new(), skipped: Vec::new() };
+    let mut report = ExportReport {
+        dir: dir.to_path_buf(),
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
     // A manifest rewritten by a retry leaves its older version in the collection: export the newest.
     let newest_manifest = pack
         .items
@@ -85,7 +95,11 @@ pub async fn export_tech_pack(
         .max();
     let mut closeup_numbers = std::collections::HashMap::<String, usize>::new();
     for (_, file) in &pack.items {
-        let Some(key) = file.file_url.as_deref().filter(|_| file.status == FileStatus::Completed) else {
+        let Some(key) = file
+            .file_url
+            .as_deref()
+            .filter(|_| file.status == FileStatus::Completed)
+        else {
             report.skipped.push(file.id);
             continue;
         };
@@ -94,8 +108,14 @@ pub async fn export_tech_pack(
         let mut outputs: Vec<(PathBuf, Vec<u8>)> = Vec::new();
         match file.file_type {
             FileType::BaseView => {
-                outputs.push((format!("base_views/{view}.{extension}").into(), blobs.get_bytes(key).await?.to_vec()));
-                outputs.push((format!("base_views/{view}-analysis.json").into(), pretty(&file.analysis_data)?));
+                outputs.push((
+                    format!("base_views/{view}.{extension}").into(),
+                    blobs.get_bytes(key).await?.to_vec(),
+                ));
+                outputs.push((
+                    format!("base_views/{view}-analysis.json").into(),
+                    pretty(&file.analysis_data)?,
+                ));
             }
             FileType::Closeup => {
                 let number = closeup_numbers.entry(view.clone()).or_default();
@@ -107,11 +127,20 @@ pub async fn export_tech_pack(
                 ));
             }
             FileType::Sketch => {
-                outputs.push((format!("sketches/{view}.{extension}").into(), blobs.get_bytes(key).await?.to_vec()));
+                outputs.push((
+                    format!("sketches/{view}.{extension}").into(),
+                    blobs.get_bytes(key).await?.to_vec(),
+                ));
                 if let Some(png) = file.metadata["png_key"].as_str() {
-                    outputs.push((format!("sketches/{view}.png").into(), blobs.get_bytes(png).await?.to_vec()));
+                    outputs.push((
+                        format!("sketches/{view}.png").into(),
+                        blobs.get_bytes(png).await?.to_vec(),
+                    ));
                 }
-                outputs.push((format!("sketches/{view}-callouts.json").into(), pretty(&file.analysis_data)?));
+                outputs.push((
+                    format!("sketches/{view}-callouts.json").into(),
+                    pretty(&file.analysis_data)?,
+                ));
             }
             FileType::CompletePack => {
                 if Some(file.version) != newest_manifest {
@@ -121,16 +150,25 @@ pub async fn export_tech_pack(
             }
             FileType::Category => {
                 let name = readable(file.file_category.as_deref().unwrap_or("category"));
-                outputs.push((format!("other/{name}.{extension}").into(), blobs.get_bytes(key).await?.to_vec()));
+                outputs.push((
+                    format!("other/{name}.{extension}").into(),
+                    blobs.get_bytes(key).await?.to_vec(),
+                ));
             }
         }
         for (path, bytes) in outputs {
             let full = dir.join(&path);
             if let Some(parent) = full.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(io(parent))?;
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(io(parent))?;
             }
             tokio::fs::write(&full, bytes).await.map_err(io(&full))?;
-            report.files.push(ExportedFile { path, tech_file_id: file.id, version: file.version });
+            report.files.push(ExportedFile {
+                path,
+                tech_file_id: file.id,
+                version: file.version,
+            });
         }
     }
     let listing = json!({
@@ -139,7 +177,9 @@ pub async fn export_tech_pack(
         "skipped": report.skipped,
     });
     let path = dir.join("export.json");
-    tokio::fs::write(&path, pretty(&listing)?).await.map_err(io(&path))?;
+    tokio::fs::write(&path, pretty(&listing)?)
+        .await
+        .map_err(io(&path))?;
     Ok(report)
 }
 
@@ -153,10 +193,20 @@ fn readable(name: &str) -> String {
         .trim()
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(60)
         .collect();
-    if cleaned.is_empty() { "file".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "file".into()
+    } else {
+        cleaned
+    }
 }
 
 fn extension(mime: Option<&str>) -> &'static str {
@@ -173,7 +223,10 @@ fn extension(mime: Option<&str>) -> &'static str {
 }
 
 /// The files of a pack by section, for display.
-pub fn files_in_section<'a>(pack: &'a CollectionWithFiles, section: &'a str) -> impl Iterator<Item = &'a TechFile> + 'a {
+pub fn files_in_section<'a>(
+    pack: &'a CollectionWithFiles,
+    section: &'a str,
+) -> impl Iterator<Item = &'a TechFile> + 'a {
     pack.items
         .iter()
         .filter(move |(item, _)| item.section.as_deref() == Some(section))

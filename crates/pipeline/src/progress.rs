@@ -51,7 +51,10 @@ impl fmt::Display for StepId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             StepKind::Analysis => write!(f, "{} analysis", self.view),
-            StepKind::Closeup { index, shot: Some(shot) } => {
+            StepKind::Closeup {
+                index,
+                shot: Some(shot),
+            } => {
                 write!(f, "{} close-up {} ({shot})", self.view, index + 1)
             }
             StepKind::Closeup { index, shot: None } => {

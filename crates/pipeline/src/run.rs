@@ -96,8 +96,16 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// A pipeline writing to `store` and `blobs` with `provider`.
-    pub fn new(store: Arc<dyn TechFileStore>, blobs: BlobStore, provider: Arc<dyn Provider>) -> Self {
-        Self { store, blobs, provider }
+    pub fn new(
+        store: Arc<dyn TechFileStore>,
+        blobs: BlobStore,
+        provider: Arc<dyn Provider>,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            provider,
+        }
     }
 
     /// The metadata store.
@@ -147,9 +155,11 @@ impl Pipeline {
                 collection.collection_type
             )));
         }
-        let recorded: RecordedRequest = serde_json::from_value(collection.metadata["request"].clone())
-            .map_err(|error| {
-                PipelineError::Corrupt(format!("collection {collection_id} has no recorded request: {error}"))
+        let recorded: RecordedRequest =
+            serde_json::from_value(collection.metadata["request"].clone()).map_err(|error| {
+                PipelineError::Corrupt(format!(
+                    "collection {collection_id} has no recorded request: {error}"
+                ))
             })?;
         let fingerprint = self.provider.fingerprint();
         if recorded.fingerprint != fingerprint {
@@ -218,13 +228,21 @@ impl Pipeline {
                 .await
                 .map_err(|error| {
                     if error.is_caller_error() {
-                        PipelineError::InvalidRequest(format!("the photo of view `{}`: {error}", input.view))
+                        PipelineError::InvalidRequest(format!(
+                            "the photo of view `{}`: {error}",
+                            input.view
+                        ))
                     } else {
                         PipelineError::Blob(error)
                     }
                 })?;
             let cache_key = view_cache_key(&request, input, &photo_blob.sha256, &fingerprint);
-            views.push(Arc::new(ViewState { index, input: input.clone(), photo_blob, cache_key }));
+            views.push(Arc::new(ViewState {
+                index,
+                input: input.clone(),
+                photo_blob,
+                cache_key,
+            }));
         }
         let recorded = RecordedRequest {
             category: request.category.as_str().to_owned(),
@@ -249,7 +267,12 @@ impl Pipeline {
             Some(collection) => (collection, true),
             None => {
                 match self
-                    .find_pack_collection(principal, request.product_idea_id, &pack_key, options.force)
+                    .find_pack_collection(
+                        principal,
+                        request.product_idea_id,
+                        &pack_key,
+                        options.force,
+                    )
                     .await?
                 {
                     Some(collection) => (collection, true),
@@ -275,16 +298,26 @@ impl Pipeline {
                             "primary_image": views.iter().find(|v| v.input.view == primary_view).map(|v| v.photo_blob.key.clone()),
                             "request": recorded,
                         });
-                        (self.store.create_tech_file_collection(principal, new).await?, false)
+                        (
+                            self.store
+                                .create_tech_file_collection(principal, new)
+                                .await?,
+                            false,
+                        )
                     }
                 }
             }
         };
         let batch_id = collection.generation_batch_id.ok_or_else(|| {
-            PipelineError::Corrupt(format!("collection {} has no generation batch", collection.id))
+            PipelineError::Corrupt(format!(
+                "collection {} has no generation batch",
+                collection.id
+            ))
         })?;
 
-        let existing = self.latest_files_by_slot(principal, request.product_idea_id).await?;
+        let existing = self
+            .latest_files_by_slot(principal, request.product_idea_id)
+            .await?;
         let initial_total = views.len() * (2 + options.closeups_per_view);
         let shared = Arc::new(Shared {
             store: self.store.clone(),
@@ -300,14 +333,24 @@ impl Pipeline {
             options: options.clone(),
             existing,
             progress,
-            tally: Mutex::new(Tally { total: initial_total, written_percentage: -1, ..Tally::default() }),
+            tally: Mutex::new(Tally {
+                total: initial_total,
+                written_percentage: -1,
+                ..Tally::default()
+            }),
             started,
         });
         {
             let mut tally = shared.tally.lock().await;
-            shared.write_progress(&mut tally, CollectionStatus::InProgress).await?;
+            shared
+                .write_progress(&mut tally, CollectionStatus::InProgress)
+                .await?;
             let counts = tally.counts(started);
-            shared.emit(ProgressEvent::Started { collection_id: collection.id, batch_id, counts });
+            shared.emit(ProgressEvent::Started {
+                collection_id: collection.id,
+                batch_id,
+                counts,
+            });
         }
 
         let graph = run_graph(&shared, &views).await;
@@ -317,7 +360,9 @@ impl Pipeline {
                 // Best effort: the run cannot go on (the store or a task failed); leave the
                 // collection visibly failed rather than forever in progress.
                 let mut tally = shared.tally.lock().await;
-                let _ = shared.write_progress(&mut tally, CollectionStatus::Failed).await;
+                let _ = shared
+                    .write_progress(&mut tally, CollectionStatus::Failed)
+                    .await;
                 return Err(error);
             }
         };
@@ -366,7 +411,10 @@ impl Pipeline {
             list.push(report);
         }
         let order = |report: &StepReport| {
-            let view = views.iter().position(|v| v.input.view == report.step.view).unwrap_or(usize::MAX);
+            let view = views
+                .iter()
+                .position(|v| v.input.view == report.step.view)
+                .unwrap_or(usize::MAX);
             let index = match report.step.kind {
                 StepKind::Closeup { index, .. } => index,
                 _ => 0,
@@ -391,7 +439,10 @@ impl Pipeline {
         if force {
             return Ok(None);
         }
-        let collections = self.store.list_collections(principal, Some(product)).await?;
+        let collections = self
+            .store
+            .list_collections(principal, Some(product))
+            .await?;
         Ok(collections.into_iter().find(|collection| {
             collection.collection_type == CollectionType::TechPackV2
                 && collection.metadata["pack_key"].as_str() == Some(pack_key)
@@ -406,12 +457,22 @@ impl Pipeline {
         product: Uuid,
     ) -> PipelineResult<HashMap<SlotKey, TechFile>> {
         let mut slots: HashMap<SlotKey, TechFile> = HashMap::new();
-        let mut filter = FileFilter { product_idea_id: Some(product), limit: Some(500), ..FileFilter::default() };
+        let mut filter = FileFilter {
+            product_idea_id: Some(product),
+            limit: Some(500),
+            ..FileFilter::default()
+        };
         loop {
             let page = self.store.get_latest_tech_files(principal, &filter).await?;
             for file in page.files {
-                let Some(slot) = file.metadata["slot"].as_str().map(str::to_owned) else { continue };
-                let key = SlotKey { revision_id: file.revision_id, view: file.view_type.clone(), slot };
+                let Some(slot) = file.metadata["slot"].as_str().map(str::to_owned) else {
+                    continue;
+                };
+                let key = SlotKey {
+                    revision_id: file.revision_id,
+                    view: file.view_type.clone(),
+                    slot,
+                };
                 // Two lineages can claim one slot (a legacy import beside generated files):
                 // the most recently changed one is the one to continue.
                 match slots.get(&key) {
@@ -454,7 +515,9 @@ fn validate(request: &TechPackRequest) -> PipelineResult<()> {
     if let Some(primary) = &request.primary_view
         && !seen.contains(primary.as_str())
     {
-        return invalid(format!("the primary view `{primary}` is not one of the views"));
+        return invalid(format!(
+            "the primary view `{primary}` is not one of the views"
+        ));
     }
     if request.options.closeups_per_view > MAX_CLOSEUPS_PER_VIEW {
         return invalid(format!(
@@ -484,7 +547,12 @@ fn sha256_hex(parts: &[&str]) -> String {
 /// What decides a view's outputs: whose, which product, revision and view, the photo's bytes,
 /// category, reference size and the provider's fingerprint. The number of close-ups is not in
 /// it: plans are ranked, so close-up n is the same shot whatever the count.
-fn view_cache_key(request: &TechPackRequest, view: &ViewInput, photo_sha256: &str, fingerprint: &str) -> String {
+fn view_cache_key(
+    request: &TechPackRequest,
+    view: &ViewInput,
+    photo_sha256: &str,
+    fingerprint: &str,
+) -> String {
     sha256_hex(&[
         "techpack.view/1",
         &request.user_id.to_string(),
@@ -575,8 +643,13 @@ struct Shared {
 /// The work of one step.
 enum StepWork {
     Analysis,
-    Closeup { analysis: Arc<Analysis>, shot: CloseupShot },
-    Sketch { analysis: Arc<Analysis> },
+    Closeup {
+        analysis: Arc<Analysis>,
+        shot: CloseupShot,
+    },
+    Sketch {
+        analysis: Arc<Analysis>,
+    },
 }
 
 enum Output {
@@ -594,11 +667,22 @@ struct StepDone {
 
 /// Runs the graph: analyses first, each view's close-ups and sketch as soon as its analysis
 /// is done, all under the shared concurrency limit.
-async fn run_graph(shared: &Arc<Shared>, views: &[Arc<ViewState>]) -> PipelineResult<Vec<StepReport>> {
+async fn run_graph(
+    shared: &Arc<Shared>,
+    views: &[Arc<ViewState>],
+) -> PipelineResult<Vec<StepReport>> {
     let mut tasks: JoinSet<PipelineResult<StepDone>> = JoinSet::new();
     for view in views {
-        let step = StepId { view: view.input.view.clone(), kind: StepKind::Analysis };
-        tasks.spawn(run_step(shared.clone(), view.clone(), step, StepWork::Analysis));
+        let step = StepId {
+            view: view.input.view.clone(),
+            kind: StepKind::Analysis,
+        };
+        tasks.spawn(run_step(
+            shared.clone(),
+            view.clone(),
+            step,
+            StepWork::Analysis,
+        ));
     }
     let planned = shared.options.closeups_per_view;
     let mut reports = Vec::new();
@@ -613,13 +697,29 @@ async fn run_graph(shared: &Arc<Shared>, views: &[Arc<ViewState>]) -> PipelineRe
                     for (index, shot) in shots.into_iter().enumerate() {
                         let step = StepId {
                             view: view.input.view.clone(),
-                            kind: StepKind::Closeup { index, shot: Some(shot.name.clone()) },
+                            kind: StepKind::Closeup {
+                                index,
+                                shot: Some(shot.name.clone()),
+                            },
                         };
-                        let work = StepWork::Closeup { analysis: analysis.clone(), shot };
+                        let work = StepWork::Closeup {
+                            analysis: analysis.clone(),
+                            shot,
+                        };
                         tasks.spawn(run_step(shared.clone(), view.clone(), step, work));
                     }
-                    let step = StepId { view: view.input.view.clone(), kind: StepKind::Sketch };
-                    tasks.spawn(run_step(shared.clone(), view.clone(), step, StepWork::Sketch { analysis: analysis.clone() }));
+                    let step = StepId {
+                        view: view.input.view.clone(),
+                        kind: StepKind::Sketch,
+                    };
+                    tasks.spawn(run_step(
+                        shared.clone(),
+                        view.clone(),
+                        step,
+                        StepWork::Sketch {
+                            analysis: analysis.clone(),
+                        },
+                    ));
                 }
                 None => {
                     let reason = format!("not attempted: the {} analysis failed", view.input.view);
@@ -627,9 +727,16 @@ async fn run_graph(shared: &Arc<Shared>, views: &[Arc<ViewState>]) -> PipelineRe
                         .map(|index| StepKind::Closeup { index, shot: None })
                         .chain([StepKind::Sketch]);
                     for kind in blocked {
-                        let step = StepId { view: view.input.view.clone(), kind };
+                        let step = StepId {
+                            view: view.input.view.clone(),
+                            kind,
+                        };
                         let counts = shared.count_failure().await?;
-                        shared.emit(ProgressEvent::StepFailed { step: step.clone(), error: reason.clone(), counts });
+                        shared.emit(ProgressEvent::StepFailed {
+                            step: step.clone(),
+                            error: reason.clone(),
+                            counts,
+                        });
                         reports.push(StepReport {
                             step,
                             origin: StepOrigin::Blocked,
@@ -648,10 +755,19 @@ async fn run_graph(shared: &Arc<Shared>, views: &[Arc<ViewState>]) -> PipelineRe
     Ok(reports)
 }
 
-async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work: StepWork) -> PipelineResult<StepDone> {
+async fn run_step(
+    shared: Arc<Shared>,
+    view: Arc<ViewState>,
+    step: StepId,
+    work: StepWork,
+) -> PipelineResult<StepDone> {
     let step_started = Instant::now();
     let slot = step.slot();
-    let key = SlotKey { revision_id: Some(view.input.revision_id), view: Some(view.input.view.clone()), slot };
+    let key = SlotKey {
+        revision_id: Some(view.input.revision_id),
+        view: Some(view.input.view.clone()),
+        slot,
+    };
     let existing = shared.existing.get(&key);
 
     // 1. Cache: the slot's latest completed file from the same inputs.
@@ -659,7 +775,16 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
         && file.status == FileStatus::Completed
         && !shared.options.force
         && cache_key_of(file) == Some(view.cache_key.as_str())
-        && let Some(done) = shared.reuse(&view, &step, &work, file.clone(), StepOrigin::Cached, step_started).await?
+        && let Some(done) = shared
+            .reuse(
+                &view,
+                &step,
+                &work,
+                file.clone(),
+                StepOrigin::Cached,
+                step_started,
+            )
+            .await?
     {
         return Ok(done);
     }
@@ -669,7 +794,12 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
         && !shared.options.force
         && let Some(legacy) = shared
             .store
-            .find_legacy_analysis(shared.principal, view.input.revision_id, &view.input.view, Some(&view.photo_blob.sha256))
+            .find_legacy_analysis(
+                shared.principal,
+                view.input.revision_id,
+                &view.input.view,
+                Some(&view.photo_blob.sha256),
+            )
             .await?
         && let Some(analysis) = parse_analysis(&legacy.analysis_data)
     {
@@ -694,9 +824,22 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
                 status: Some(FileStatus::Completed),
                 ..FileChanges::default()
             };
-            shared.store.complete_tech_file(shared.principal, row.id, changes).await?
+            shared
+                .store
+                .complete_tech_file(shared.principal, row.id, changes)
+                .await?
         };
-        if let Some(done) = shared.reuse(&view, &step, &work, file, StepOrigin::LegacyCache, step_started).await? {
+        if let Some(done) = shared
+            .reuse(
+                &view,
+                &step,
+                &work,
+                file,
+                StepOrigin::LegacyCache,
+                step_started,
+            )
+            .await?
+        {
             return Ok(done);
         }
     }
@@ -706,9 +849,20 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
         StepWork::Closeup { shot, .. } => Some(shot.name.clone()),
         _ => None,
     };
-    let row = shared.acquire_row(&view, &step, existing, shot_name).await?;
+    let row = shared
+        .acquire_row(&view, &step, existing, shot_name)
+        .await?;
     if row.status == FileStatus::Completed
-        && let Some(done) = shared.reuse(&view, &step, &work, row.clone(), StepOrigin::Cached, step_started).await?
+        && let Some(done) = shared
+            .reuse(
+                &view,
+                &step,
+                &work,
+                row.clone(),
+                StepOrigin::Cached,
+                step_started,
+            )
+            .await?
     {
         // A previous attempt of this very batch finished it (its key returned the row).
         return Ok(done);
@@ -728,8 +882,17 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
         .map_err(|error| PipelineError::Task(error.to_string()))?;
     let generation_started = Instant::now();
     let counts = shared.tally.lock().await.counts(shared.started);
-    shared.emit(ProgressEvent::StepStarted { step: step.clone(), counts });
-    let (result, attempts) = generate_with_retries(shared.provider.as_ref(), &photo, &work, shared.options.retry).await;
+    shared.emit(ProgressEvent::StepStarted {
+        step: step.clone(),
+        counts,
+    });
+    let (result, attempts) = generate_with_retries(
+        shared.provider.as_ref(),
+        &photo,
+        &work,
+        shared.options.retry,
+    )
+    .await;
     drop(permit);
 
     // 4. Store the outputs and complete the row, or record the failure.
@@ -776,9 +939,16 @@ async fn run_step(shared: Arc<Shared>, view: Arc<ViewState>, step: StepId, work:
                 generation_batch_id: Some(shared.batch_id),
                 ..FileChanges::default()
             };
-            let file = shared.store.complete_tech_file(shared.principal, row.id, changes).await?;
+            let file = shared
+                .store
+                .complete_tech_file(shared.principal, row.id, changes)
+                .await?;
             let counts = shared.count_failure().await?;
-            shared.emit(ProgressEvent::StepFailed { step: step.clone(), error: message.clone(), counts });
+            shared.emit(ProgressEvent::StepFailed {
+                step: step.clone(),
+                error: message.clone(),
+                counts,
+            });
             Ok(StepDone {
                 report: StepReport {
                     step,
@@ -813,14 +983,21 @@ async fn generate_with_retries(
         attempt += 1;
         let result = match work {
             StepWork::Analysis => provider.analyze(photo).await.map(Output::Analysis),
-            StepWork::Closeup { analysis, shot } => provider.closeup(photo, analysis, shot).await.map(Output::Closeup),
-            StepWork::Sketch { analysis } => provider.sketch(photo, analysis).await.map(Output::Sketch),
+            StepWork::Closeup { analysis, shot } => provider
+                .closeup(photo, analysis, shot)
+                .await
+                .map(Output::Closeup),
+            StepWork::Sketch { analysis } => {
+                provider.sketch(photo, analysis).await.map(Output::Sketch)
+            }
         };
         match result {
             Err(error) if error.is_retryable() && attempt < policy.attempts => {
                 let backoff = policy.base_delay.saturating_mul(1 << (attempt - 1).min(16));
                 let wait = match &error {
-                    GenerateError::RateLimited { retry_after: Some(after) } => (*after).max(backoff),
+                    GenerateError::RateLimited {
+                        retry_after: Some(after),
+                    } => (*after).max(backoff),
                     _ => backoff,
                 };
                 tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying a generation step");
@@ -841,7 +1018,11 @@ impl Shared {
 
     /// Writes the completion percentage (when it changed) or a new status. Called with the
     /// tally locked, so writes are in order and the percentage never goes back.
-    async fn write_progress(&self, tally: &mut Tally, status: CollectionStatus) -> PipelineResult<()> {
+    async fn write_progress(
+        &self,
+        tally: &mut Tally,
+        status: CollectionStatus,
+    ) -> PipelineResult<()> {
         let percentage = tally.counts(self.started).percentage();
         if status == CollectionStatus::InProgress && percentage == tally.written_percentage {
             return Ok(());
@@ -850,7 +1031,10 @@ impl Shared {
             .update_collection_progress(
                 self.principal,
                 self.collection_id,
-                CollectionProgress { completion_percentage: percentage, status },
+                CollectionProgress {
+                    completion_percentage: percentage,
+                    status,
+                },
             )
             .await?;
         tally.written_percentage = percentage;
@@ -861,7 +1045,8 @@ impl Shared {
         let mut tally = self.tally.lock().await;
         tally.done += 1;
         tally.credits_used += credits;
-        self.write_progress(&mut tally, CollectionStatus::InProgress).await?;
+        self.write_progress(&mut tally, CollectionStatus::InProgress)
+            .await?;
         Ok(tally.counts(self.started))
     }
 
@@ -885,13 +1070,24 @@ impl Shared {
             StepKind::Closeup { index, .. } => (SECTION_CLOSEUPS, 100 + view.index * 100 + index),
             StepKind::Sketch => (SECTION_SKETCHES, 20_000 + view.index),
         };
-        CollectionItemInput { tech_file_id: Uuid::nil(), display_order: Some(order as i32), section: Some(section.into()) }
+        CollectionItemInput {
+            tech_file_id: Uuid::nil(),
+            display_order: Some(order as i32),
+            section: Some(section.into()),
+        }
     }
 
-    async fn add_to_collection(&self, view: &ViewState, step: &StepId, file: &TechFile) -> PipelineResult<()> {
+    async fn add_to_collection(
+        &self,
+        view: &ViewState,
+        step: &StepId,
+        file: &TechFile,
+    ) -> PipelineResult<()> {
         let mut item = self.section(view, step);
         item.tech_file_id = file.id;
-        self.store.add_files_to_collection(self.principal, self.collection_id, vec![item]).await?;
+        self.store
+            .add_files_to_collection(self.principal, self.collection_id, vec![item])
+            .await?;
         Ok(())
     }
 
@@ -928,9 +1124,23 @@ impl Shared {
         self.add_to_collection(view, step, &file).await?;
         let counts = self.count_success(0).await?;
         let elapsed_ms = step_started.elapsed().as_millis() as u64;
-        self.emit(ProgressEvent::StepFinished { step: step.clone(), origin, credits: 0, elapsed_ms, counts });
+        self.emit(ProgressEvent::StepFinished {
+            step: step.clone(),
+            origin,
+            credits: 0,
+            elapsed_ms,
+            counts,
+        });
         Ok(Some(StepDone {
-            report: StepReport { step: step.clone(), origin, file: Some(file), credits: 0, elapsed_ms, attempts: 0, error: None },
+            report: StepReport {
+                step: step.clone(),
+                origin,
+                file: Some(file),
+                credits: 0,
+                elapsed_ms,
+                attempts: 0,
+                error: None,
+            },
             analysis,
             view: view.clone(),
         }))
@@ -973,7 +1183,9 @@ impl Shared {
                     change_description: Some(reason.into()),
                     ..FileChanges::default()
                 };
-                self.store.create_tech_file_version(self.principal, file.id, changes).await?
+                self.store
+                    .create_tech_file_version(self.principal, file.id, changes)
+                    .await?
             }
             None => {
                 let file_type = match step.kind {
@@ -1013,32 +1225,61 @@ impl Shared {
                 .map_err(|error| format!("storing the output: {error}"))
         };
         let mut metadata = self.step_metadata(view, step);
-        let (blob, analysis_data, model, prompt, confidence, credits, category, analysis) = match output {
-            Output::Analysis(generated) => {
-                let data = serde_json::to_value(&generated.output).map_err(|e| e.to_string())?;
-                let analysis = Arc::new(generated.output);
-                (view.photo_blob.clone(), data, generated.model, generated.prompt, generated.confidence, generated.credits, None, Some(analysis))
-            }
-            Output::Closeup(generated) => {
-                let closeup = generated.output;
-                let data = json!({ "shot": closeup.shot, "size": closeup.size });
-                let blob = put(closeup.png).await?;
-                (blob, data, generated.model, generated.prompt, generated.confidence, generated.credits, Some(closeup.shot.name), None)
-            }
-            Output::Sketch(generated) => {
-                let sketch = generated.output;
-                let svg = put(sketch.svg.into_bytes()).await?;
-                let png = put(sketch.png).await?;
-                metadata["png_key"] = json!(png.key);
-                metadata["png_sha256"] = json!(png.sha256);
-                metadata["png_size"] = json!(png.size);
-                let data = match sketch.data {
-                    Value::Object(_) => sketch.data,
-                    other => json!({ "data": other }),
-                };
-                (svg, data, generated.model, generated.prompt, generated.confidence, generated.credits, None, None)
-            }
-        };
+        let (blob, analysis_data, model, prompt, confidence, credits, category, analysis) =
+            match output {
+                Output::Analysis(generated) => {
+                    let data =
+                        serde_json::to_value(&generated.output).map_err(|e| e.to_string())?;
+                    let analysis = Arc::new(generated.output);
+                    (
+                        view.photo_blob.clone(),
+                        data,
+                        generated.model,
+                        generated.prompt,
+                        generated.confidence,
+                        generated.credits,
+                        None,
+                        Some(analysis),
+                    )
+                }
+                Output::Closeup(generated) => {
+                    let closeup = generated.output;
+                    let data = json!({ "shot": closeup.shot, "size": closeup.size });
+                    let blob = put(closeup.png).await?;
+                    (
+                        blob,
+                        data,
+                        generated.model,
+                        generated.prompt,
+                        generated.confidence,
+                        generated.credits,
+                        Some(closeup.shot.name),
+                        None,
+                    )
+                }
+                Output::Sketch(generated) => {
+                    let sketch = generated.output;
+                    let svg = put(sketch.svg.into_bytes()).await?;
+                    let png = put(sketch.png).await?;
+                    metadata["png_key"] = json!(png.key);
+                    metadata["png_sha256"] = json!(png.sha256);
+                    metadata["png_size"] = json!(png.size);
+                    let data = match sketch.data {
+                        Value::Object(_) => sketch.data,
+                        other => json!({ "data": other }),
+                    };
+                    (
+                        svg,
+                        data,
+                        generated.model,
+                        generated.prompt,
+                        generated.confidence,
+                        generated.credits,
+                        None,
+                        None,
+                    )
+                }
+            };
         let changes = FileChanges {
             file_category: category,
             file_url: Some(blob.key),
@@ -1051,7 +1292,11 @@ impl Shared {
             generation_prompt: Some(prompt),
             generation_batch_id: Some(self.batch_id),
             credits_used: Some(credits.max(0)),
-            confidence_score: Some(if confidence.is_finite() { confidence.clamp(0.0, 1.0) } else { 0.0 }),
+            confidence_score: Some(if confidence.is_finite() {
+                confidence.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }),
             status: Some(FileStatus::Completed),
             ..FileChanges::default()
         };
@@ -1064,7 +1309,12 @@ impl Shared {
     }
 
     /// Mirrors a generated analysis into the legacy table, linked to its tech file.
-    async fn dual_write(&self, view: &ViewState, file: &TechFile, analysis: &Analysis) -> PipelineResult<()> {
+    async fn dual_write(
+        &self,
+        view: &ViewState,
+        file: &TechFile,
+        analysis: &Analysis,
+    ) -> PipelineResult<()> {
         let mut data = serde_json::to_value(analysis).map_err(corrupt_json)?;
         data[LEGACY_LINK_FIELD] = json!(file.id);
         self.store
@@ -1100,7 +1350,11 @@ impl Shared {
         let mut files: Vec<(&StepReport, usize)> = reports
             .iter()
             .map(|report| {
-                let view = views.iter().find(|v| v.input.view == report.step.view).map(|v| v.index).unwrap_or(0);
+                let view = views
+                    .iter()
+                    .find(|v| v.input.view == report.step.view)
+                    .map(|v| v.index)
+                    .unwrap_or(0);
                 let item = self.section(&views[view], &report.step);
                 (report, item.display_order.unwrap_or(0) as usize)
             })
@@ -1109,7 +1363,15 @@ impl Shared {
         let listed: Vec<Value> = files
             .iter()
             .map(|(report, order)| {
-                let section = self.section(views.iter().find(|v| v.input.view == report.step.view).unwrap_or(&views[0]), &report.step).section;
+                let section = self
+                    .section(
+                        views
+                            .iter()
+                            .find(|v| v.input.view == report.step.view)
+                            .unwrap_or(&views[0]),
+                        &report.step,
+                    )
+                    .section;
                 let file = report.file.as_ref();
                 json!({
                     "section": section,
@@ -1130,7 +1392,11 @@ impl Shared {
                 })
             })
             .collect();
-        let total_credits: i64 = reports.iter().filter_map(|r| r.file.as_ref()).map(|f| f.credits_used).sum();
+        let total_credits: i64 = reports
+            .iter()
+            .filter_map(|r| r.file.as_ref())
+            .map(|f| f.credits_used)
+            .sum();
         // No timestamps: an unchanged pack gives byte-identical manifests, hence no new version.
         let manifest = json!({
             "schema": "techpack.complete_pack/1",
@@ -1150,9 +1416,16 @@ impl Shared {
             "total_credits": total_credits,
         });
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(corrupt_json)?;
-        let blob = self.blobs.put_bytes(self.user_id, Bytes::from(bytes)).await?;
+        let blob = self
+            .blobs
+            .put_bytes(self.user_id, Bytes::from(bytes))
+            .await?;
         let slot = format!("complete_pack:{collection_name}");
-        let key = SlotKey { revision_id: None, view: None, slot: slot.clone() };
+        let key = SlotKey {
+            revision_id: None,
+            view: None,
+            slot: slot.clone(),
+        };
         let summary = json!({
             "status": status.as_str(),
             "files": reports.iter().filter(|r| r.file.is_some()).count(),
@@ -1162,7 +1435,12 @@ impl Shared {
         let metadata = json!({ "slot": slot, "collection_id": self.collection_id });
         let idempotency_key = format!("{}:complete_pack:{}", self.batch_id, &blob.sha256[..16]);
         let file = match self.existing.get(&key) {
-            Some(file) if file.content_sha256.as_deref() == Some(blob.sha256.as_str()) && file.status == FileStatus::Completed => file.clone(),
+            Some(file)
+                if file.content_sha256.as_deref() == Some(blob.sha256.as_str())
+                    && file.status == FileStatus::Completed =>
+            {
+                file.clone()
+            }
             Some(file) => {
                 let changes = FileChanges {
                     file_url: Some(blob.key.clone()),
@@ -1175,13 +1453,19 @@ impl Shared {
                     idempotency_key: Some(idempotency_key),
                     credits_used: Some(0),
                     status: Some(FileStatus::Completed),
-                    change_description: Some(format!("tech pack {} ({})", self.collection_id, status)),
+                    change_description: Some(format!(
+                        "tech pack {} ({})",
+                        self.collection_id, status
+                    )),
                     ..FileChanges::default()
                 };
-                self.store.create_tech_file_version(self.principal, file.id, changes).await?
+                self.store
+                    .create_tech_file_version(self.principal, file.id, changes)
+                    .await?
             }
             None => {
-                let mut new = NewTechFile::new(self.user_id, self.product_idea_id, FileType::CompletePack);
+                let mut new =
+                    NewTechFile::new(self.user_id, self.product_idea_id, FileType::CompletePack);
                 new.file_category = Some(collection_name.chars().take(200).collect());
                 new.file_url = Some(blob.key.clone());
                 new.content_sha256 = Some(blob.sha256.clone());

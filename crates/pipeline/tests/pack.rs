@@ -49,7 +49,11 @@ impl Harness {
             views: photos
                 .iter()
                 .map(|(view, seed)| ViewInput {
-                    revision_id: techpack_model::revision_id_from_name(self.user, self.product, view),
+                    revision_id: techpack_model::revision_id_from_name(
+                        self.user,
+                        self.product,
+                        view,
+                    ),
                     view: (*view).into(),
                     photo: Arc::from(png(*seed).as_slice()),
                     reference: None,
@@ -60,7 +64,11 @@ impl Harness {
             options: TechPackOptions {
                 closeups_per_view: closeups,
                 concurrency: 4,
-                retry: RetryPolicy { attempts: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) },
+                retry: RetryPolicy {
+                    attempts: 2,
+                    base_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(5),
+                },
                 ..TechPackOptions::default()
             },
         }
@@ -70,12 +78,24 @@ impl Harness {
     async fn all_versions(&self) -> Vec<techpack_model::TechFile> {
         let latest = self
             .store
-            .get_latest_tech_files(self.principal(), &FileFilter { product_idea_id: Some(self.product), limit: Some(500), ..FileFilter::default() })
+            .get_latest_tech_files(
+                self.principal(),
+                &FileFilter {
+                    product_idea_id: Some(self.product),
+                    limit: Some(500),
+                    ..FileFilter::default()
+                },
+            )
             .await
             .unwrap();
         let mut all = Vec::new();
         for file in latest.files {
-            all.extend(self.store.get_file_history(self.principal(), file.id).await.unwrap());
+            all.extend(
+                self.store
+                    .get_file_history(self.principal(), file.id)
+                    .await
+                    .unwrap(),
+            );
         }
         all
     }
@@ -83,7 +103,9 @@ impl Harness {
 
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("techpack.db"))
+        .await
+        .unwrap();
     store.migrate_up().await.unwrap();
     harness(Arc::new(store), Some(dir), None)
 }
@@ -94,7 +116,11 @@ async fn postgres() -> Harness {
     harness(Arc::new(store), None, Some(db))
 }
 
-fn harness(store: Arc<dyn TechFileStore>, dir: Option<tempfile::TempDir>, db: Option<TestDatabase>) -> Harness {
+fn harness(
+    store: Arc<dyn TechFileStore>,
+    dir: Option<tempfile::TempDir>,
+    db: Option<TestDatabase>,
+) -> Harness {
     Harness {
         store,
         blobs: BlobStore::from_url("memory://", BlobStoreOptions::default()).unwrap(),
@@ -132,9 +158,17 @@ on_both_backends!(
     legacy_import_is_idempotent_and_skips_our_mirrors,
 );
 
-async fn generate(h: &Harness, provider: &Arc<TestProvider>, request: TechPackRequest) -> (TechPackResult, Vec<ProgressEvent>) {
+async fn generate(
+    h: &Harness,
+    provider: &Arc<TestProvider>,
+    request: TechPackRequest,
+) -> (TechPackResult, Vec<ProgressEvent>) {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-    let result = h.pipeline(provider).generate(request, Some(sender)).await.unwrap();
+    let result = h
+        .pipeline(provider)
+        .generate(request, Some(sender))
+        .await
+        .unwrap();
     let mut events = Vec::new();
     while let Ok(event) = receiver.try_recv() {
         events.push(event);
@@ -144,92 +178,220 @@ async fn generate(h: &Harness, provider: &Arc<TestProvider>, request: TechPackRe
 
 async fn makes_a_whole_pack_with_sections_versions_credits_and_progress(h: Harness) {
     let provider = Arc::new(TestProvider::new());
-    let (result, events) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 3)).await;
+    let (result, events) =
+        generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 3)).await;
 
     assert_eq!(result.status, CollectionStatus::Completed);
     assert_eq!(result.completion_percentage, 100);
-    assert_eq!((result.base_views.len(), result.closeups.len(), result.sketches.len()), (2, 6, 2));
-    assert!(result.steps().all(|s| s.origin == StepOrigin::Generated && s.attempts == 1 && s.credits == 1));
+    assert_eq!(
+        (
+            result.base_views.len(),
+            result.closeups.len(),
+            result.sketches.len()
+        ),
+        (2, 6, 2)
+    );
+    assert!(
+        result
+            .steps()
+            .all(|s| s.origin == StepOrigin::Generated && s.attempts == 1 && s.credits == 1)
+    );
     assert_eq!(result.credits_used, 10);
     assert_eq!(provider.total_calls(), 10);
     assert!(!result.resumed_collection);
 
     // The collection: sections in display order, every file version 1 and completed.
-    let pack = h.store.get_collection_with_files(h.principal(), result.collection_id).await.unwrap();
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), result.collection_id)
+        .await
+        .unwrap();
     assert_eq!(pack.collection.status, CollectionStatus::Completed);
     assert_eq!(pack.collection.completion_percentage, 100);
     assert_eq!(pack.collection.generation_batch_id, Some(result.batch_id));
-    let sections: Vec<_> = pack.items.iter().map(|(item, _)| item.section.clone().unwrap()).collect();
+    let sections: Vec<_> = pack
+        .items
+        .iter()
+        .map(|(item, _)| item.section.clone().unwrap())
+        .collect();
     let mut sorted = sections.clone();
-    let rank = |s: &String| [SECTION_BASE_VIEWS, SECTION_CLOSEUPS, SECTION_SKETCHES, SECTION_MANIFEST].iter().position(|x| x == s).unwrap();
+    let rank = |s: &String| {
+        [
+            SECTION_BASE_VIEWS,
+            SECTION_CLOSEUPS,
+            SECTION_SKETCHES,
+            SECTION_MANIFEST,
+        ]
+        .iter()
+        .position(|x| x == s)
+        .unwrap()
+    };
     sorted.sort_by_key(rank);
     assert_eq!(sections, sorted, "sections in display order");
     let base: Vec<_> = files_in_section(&pack, SECTION_BASE_VIEWS).collect();
-    assert_eq!(base.iter().map(|f| f.view_type.as_deref().unwrap()).collect::<Vec<_>>(), ["front", "back"]);
-    assert!(base.iter().all(|f| f.file_type == FileType::BaseView && f.mime_type.as_deref() == Some("image/png")));
+    assert_eq!(
+        base.iter()
+            .map(|f| f.view_type.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["front", "back"]
+    );
+    assert!(
+        base.iter()
+            .all(|f| f.file_type == FileType::BaseView
+                && f.mime_type.as_deref() == Some("image/png"))
+    );
     let closeups: Vec<_> = files_in_section(&pack, SECTION_CLOSEUPS).collect();
     assert_eq!(
-        closeups.iter().map(|f| f.file_category.as_deref().unwrap()).collect::<Vec<_>>(),
+        closeups
+            .iter()
+            .map(|f| f.file_category.as_deref().unwrap())
+            .collect::<Vec<_>>(),
         ["collar", "cuff", "hem", "collar", "cuff", "hem"]
     );
     let sketches: Vec<_> = files_in_section(&pack, SECTION_SKETCHES).collect();
-    assert!(sketches.iter().all(|f| f.mime_type.as_deref() == Some("image/svg+xml")));
-    assert!(sketches.iter().all(|f| f.analysis_data["callouts"].is_array()));
+    assert!(
+        sketches
+            .iter()
+            .all(|f| f.mime_type.as_deref() == Some("image/svg+xml"))
+    );
+    assert!(
+        sketches
+            .iter()
+            .all(|f| f.analysis_data["callouts"].is_array())
+    );
     let png_key = sketches[0].metadata["png_key"].as_str().unwrap();
-    assert!(h.blobs.get_bytes(png_key).await.unwrap().starts_with(b"\x89PNG"));
+    assert!(
+        h.blobs
+            .get_bytes(png_key)
+            .await
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
     for file in base.iter().chain(&closeups).chain(&sketches) {
-        assert_eq!((file.version, file.status, file.credits_used), (1, FileStatus::Completed, 1));
+        assert_eq!(
+            (file.version, file.status, file.credits_used),
+            (1, FileStatus::Completed, 1)
+        );
         assert_eq!(file.generation_batch_id, Some(result.batch_id));
         assert_eq!(file.ai_model.as_deref(), Some("test-model/1"));
-        assert!(file.idempotency_key.as_deref().unwrap().starts_with(&result.batch_id.to_string()));
-        let stored = h.blobs.get_bytes(file.file_url.as_deref().unwrap()).await.unwrap();
+        assert!(
+            file.idempotency_key
+                .as_deref()
+                .unwrap()
+                .starts_with(&result.batch_id.to_string())
+        );
+        let stored = h
+            .blobs
+            .get_bytes(file.file_url.as_deref().unwrap())
+            .await
+            .unwrap();
         assert_eq!(stored.len() as i64, file.content_size.unwrap());
     }
     // The manifest lists the pack's files.
     let manifest: Vec<_> = files_in_section(&pack, SECTION_MANIFEST).collect();
     assert_eq!(manifest.len(), 1);
     assert_eq!(manifest[0].file_type, FileType::CompletePack);
-    let listing: serde_json::Value =
-        serde_json::from_slice(&h.blobs.get_bytes(manifest[0].file_url.as_deref().unwrap()).await.unwrap()).unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(
+        &h.blobs
+            .get_bytes(manifest[0].file_url.as_deref().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(listing["files"].as_array().unwrap().len(), 10);
     assert_eq!(listing["total_credits"], 10);
 
     // Credits: files = collection = product stats.
     let files_sum: i64 = h.all_versions().await.iter().map(|f| f.credits_used).sum();
-    let stats = h.store.get_product_generation_stats(h.principal(), h.product).await.unwrap();
+    let stats = h
+        .store
+        .get_product_generation_stats(h.principal(), h.product)
+        .await
+        .unwrap();
     assert_eq!(files_sum, 10);
     assert_eq!(pack.collection.total_credits, 10);
     assert_eq!(stats.total_credits_used, 10);
     assert_eq!(result.collection_credits, 10);
 
     // Progress: started, one start and finish per step, finished at 100 %.
-    assert!(matches!(events.first(), Some(ProgressEvent::Started { .. })));
-    let finished = events.iter().filter(|e| matches!(e, ProgressEvent::StepFinished { .. })).count();
+    assert!(matches!(
+        events.first(),
+        Some(ProgressEvent::Started { .. })
+    ));
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::StepFinished { .. }))
+        .count();
     assert_eq!(finished, 10);
     let last = events.last().unwrap();
-    assert!(matches!(last, ProgressEvent::Finished { status: CollectionStatus::Completed, .. }));
-    assert_eq!((last.counts().done, last.counts().total, last.counts().credits_used), (10, 10, 10));
+    assert!(matches!(
+        last,
+        ProgressEvent::Finished {
+            status: CollectionStatus::Completed,
+            ..
+        }
+    ));
+    assert_eq!(
+        (
+            last.counts().done,
+            last.counts().total,
+            last.counts().credits_used
+        ),
+        (10, 10, 10)
+    );
     assert_eq!(last.counts().percentage(), 100);
     let done: Vec<_> = events.iter().map(|e| e.counts().done).collect();
-    assert!(done.windows(2).all(|w| w[0] <= w[1]), "progress never goes back");
+    assert!(
+        done.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back"
+    );
 
     // Legacy dual write: each analysis mirrored, linked to its file.
     let front = &result.base_views[0];
     let legacy = h
         .store
-        .find_legacy_analysis(h.principal(), front.file.as_ref().unwrap().revision_id.unwrap(), "front", None)
+        .find_legacy_analysis(
+            h.principal(),
+            front.file.as_ref().unwrap().revision_id.unwrap(),
+            "front",
+            None,
+        )
         .await
         .unwrap()
         .expect("dual write");
-    assert_eq!(legacy.analysis_data[LEGACY_LINK_FIELD], serde_json::json!(front.file.as_ref().unwrap().id));
-    assert_eq!(legacy.image_sha256, front.file.as_ref().unwrap().content_sha256);
+    assert_eq!(
+        legacy.analysis_data[LEGACY_LINK_FIELD],
+        serde_json::json!(front.file.as_ref().unwrap().id)
+    );
+    assert_eq!(
+        legacy.image_sha256,
+        front.file.as_ref().unwrap().content_sha256
+    );
 
     // Reading it back by product and exporting it.
-    let by_product = find_tech_pack(h.store.as_ref(), h.principal(), h.product).await.unwrap();
+    let by_product = find_tech_pack(h.store.as_ref(), h.principal(), h.product)
+        .await
+        .unwrap();
     assert_eq!(by_product.collection.id, result.collection_id);
     let out = tempfile::tempdir().unwrap();
-    let export = export_tech_pack(h.store.as_ref(), &h.blobs, h.principal(), result.collection_id, out.path()).await.unwrap();
-    for path in ["base_views/front.png", "base_views/front-analysis.json", "closeups/back-03-hem.png", "sketches/back.svg", "sketches/back.png", "manifest.json", "export.json"] {
+    let export = export_tech_pack(
+        h.store.as_ref(),
+        &h.blobs,
+        h.principal(),
+        result.collection_id,
+        out.path(),
+    )
+    .await
+    .unwrap();
+    for path in [
+        "base_views/front.png",
+        "base_views/front-analysis.json",
+        "closeups/back-03-hem.png",
+        "sketches/back.svg",
+        "sketches/back.png",
+        "manifest.json",
+        "export.json",
+    ] {
         assert!(out.path().join(path).is_file(), "{path} exported");
     }
     assert!(export.skipped.is_empty());
@@ -239,20 +401,46 @@ async fn an_identical_rerun_is_free_and_creates_nothing(h: Harness) {
     let provider = Arc::new(TestProvider::new());
     let (first, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 2)).await;
     let rows_before = h.all_versions().await;
-    let collections_before = h.store.list_collections(h.principal(), Some(h.product)).await.unwrap();
+    let collections_before = h
+        .store
+        .list_collections(h.principal(), Some(h.product))
+        .await
+        .unwrap();
     provider.reset_calls();
 
     let (second, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 2)).await;
     assert_eq!(provider.total_calls(), 0);
     assert_eq!(second.credits_used, 0);
     assert_eq!(second.status, CollectionStatus::Completed);
-    assert!(second.steps().all(|s| s.origin == StepOrigin::Cached && s.credits == 0));
+    assert!(
+        second
+            .steps()
+            .all(|s| s.origin == StepOrigin::Cached && s.credits == 0)
+    );
     assert_eq!(second.collection_id, first.collection_id);
     assert!(second.resumed_collection);
-    assert_eq!(second.manifest.as_ref().unwrap().id, first.manifest.as_ref().unwrap().id);
-    assert_eq!(h.all_versions().await, rows_before, "no row created or changed");
-    assert_eq!(h.store.list_collections(h.principal(), Some(h.product)).await.unwrap().len(), collections_before.len());
-    let stats = h.store.get_product_generation_stats(h.principal(), h.product).await.unwrap();
+    assert_eq!(
+        second.manifest.as_ref().unwrap().id,
+        first.manifest.as_ref().unwrap().id
+    );
+    assert_eq!(
+        h.all_versions().await,
+        rows_before,
+        "no row created or changed"
+    );
+    assert_eq!(
+        h.store
+            .list_collections(h.principal(), Some(h.product))
+            .await
+            .unwrap()
+            .len(),
+        collections_before.len()
+    );
+    let stats = h
+        .store
+        .get_product_generation_stats(h.principal(), h.product)
+        .await
+        .unwrap();
     assert_eq!(stats.total_credits_used, first.credits_used);
 
     // --force regenerates everything as new versions of the same files.
@@ -264,7 +452,10 @@ async fn an_identical_rerun_is_free_and_creates_nothing(h: Harness) {
     assert_ne!(third.collection_id, first.collection_id);
     for (old, new) in first.steps().zip(third.steps()) {
         let (old, new) = (old.file.as_ref().unwrap(), new.file.as_ref().unwrap());
-        assert_eq!((new.lineage_id, new.version, new.parent_file_id), (old.lineage_id, 2, Some(old.id)));
+        assert_eq!(
+            (new.lineage_id, new.version, new.parent_file_id),
+            (old.lineage_id, 2, Some(old.id))
+        );
     }
 }
 
@@ -276,24 +467,49 @@ async fn a_changed_photo_versions_only_that_views_files(h: Harness) {
     let (second, _) = generate(&h, &provider, h.request(&[("front", 9), ("back", 2)], 2)).await;
     assert_eq!(provider.calls("front:analysis"), 1);
     assert_eq!(provider.calls("back:analysis"), 0);
-    assert_eq!(provider.total_calls(), 4, "front analysis, 2 close-ups, sketch");
+    assert_eq!(
+        provider.total_calls(),
+        4,
+        "front analysis, 2 close-ups, sketch"
+    );
     assert_eq!(second.credits_used, 4);
     assert_ne!(second.collection_id, first.collection_id);
     for step in second.steps() {
         let file = step.file.as_ref().unwrap();
-        let before = first.steps().find(|s| s.step == step.step).unwrap().file.as_ref().unwrap();
-        assert_eq!(file.lineage_id, before.lineage_id, "same lineage for {}", step.step);
+        let before = first
+            .steps()
+            .find(|s| s.step == step.step)
+            .unwrap()
+            .file
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            file.lineage_id, before.lineage_id,
+            "same lineage for {}",
+            step.step
+        );
         if step.step.view == "front" {
             assert_eq!((file.version, step.origin), (2, StepOrigin::Generated));
-            let history = h.store.get_tech_file_versions(h.principal(), file.id).await.unwrap();
+            let history = h
+                .store
+                .get_tech_file_versions(h.principal(), file.id)
+                .await
+                .unwrap();
             assert_eq!(history.len(), 1, "version 1 kept in history");
         } else {
-            assert_eq!((file.id, file.version, step.origin), (before.id, 1, StepOrigin::Cached));
+            assert_eq!(
+                (file.id, file.version, step.origin),
+                (before.id, 1, StepOrigin::Cached)
+            );
         }
     }
     // The manifest is one file, now at version 2.
     assert_eq!(second.manifest.as_ref().unwrap().version, 2);
-    let stats = h.store.get_product_generation_stats(h.principal(), h.product).await.unwrap();
+    let stats = h
+        .store
+        .get_product_generation_stats(h.principal(), h.product)
+        .await
+        .unwrap();
     assert_eq!(stats.total_credits_used, 8 + 4);
 }
 
@@ -302,47 +518,105 @@ async fn failures_make_a_partial_pack_that_retry_failed_completes(h: Harness) {
     provider.fail("back:closeup:cuff");
     provider.fail("front:sketch");
     provider.fail("side:analysis");
-    let (result, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2), ("side", 3)], 2)).await;
+    let (result, _) = generate(
+        &h,
+        &provider,
+        h.request(&[("front", 1), ("back", 2), ("side", 3)], 2),
+    )
+    .await;
 
     assert_eq!(result.status, CollectionStatus::Partial);
-    assert_eq!(provider.calls("front:sketch"), 2, "retried once per the policy");
+    assert_eq!(
+        provider.calls("front:sketch"),
+        2,
+        "retried once per the policy"
+    );
     let failed: Vec<_> = result.failed_steps().collect();
-    assert_eq!(failed.len(), 6, "2 failed steps + side analysis + its 3 blocked steps");
+    assert_eq!(
+        failed.len(),
+        6,
+        "2 failed steps + side analysis + its 3 blocked steps"
+    );
     for step in result.steps().filter(|s| s.origin == StepOrigin::Failed) {
         let file = step.file.as_ref().unwrap();
         assert_eq!((file.status, file.credits_used), (FileStatus::Failed, 0));
-        assert!(file.error_message.as_deref().unwrap().contains("injected failure"), "{:?}", file.error_message);
+        assert!(
+            file.error_message
+                .as_deref()
+                .unwrap()
+                .contains("injected failure"),
+            "{:?}",
+            file.error_message
+        );
     }
     assert_eq!(result.blocked.len(), 3);
-    assert_eq!(result.credits_used, 7);
-    let collection = h.store.get_collection(h.principal(), result.collection_id).await.unwrap();
+    assert_eq!(
+        result.credits_used, 6,
+        "front: 3 of 4 steps, back: 3 of 4, side: none"
+    );
+    let collection = h
+        .store
+        .get_collection(h.principal(), result.collection_id)
+        .await
+        .unwrap();
     assert_eq!(collection.status, CollectionStatus::Partial);
-    assert_eq!(collection.total_credits, 7);
-    assert_eq!(collection.completion_percentage, 7 * 100 / 12);
+    assert_eq!(collection.total_credits, 6);
+    assert_eq!(collection.completion_percentage, 50);
 
     provider.heal();
     provider.reset_calls();
     let retried = h
         .pipeline(&provider)
-        .retry_failed(h.user, result.collection_id, h.request(&[], 0).options, None)
+        .retry_failed(
+            h.user,
+            result.collection_id,
+            h.request(&[], 0).options,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(retried.collection_id, result.collection_id);
     assert_eq!(retried.status, CollectionStatus::Completed);
     assert_eq!(retried.completion_percentage, 100);
     assert_eq!(retried.credits_used, 6);
-    assert_eq!(provider.total_calls(), 6, "only the failed and blocked steps");
+    assert_eq!(
+        provider.total_calls(),
+        6,
+        "only the failed and blocked steps"
+    );
     assert_eq!(provider.calls("front:analysis"), 0);
     // Failed rows were filled in place: same ids, still version 1.
     for step in result.steps().filter(|s| s.origin == StepOrigin::Failed) {
         let before = step.file.as_ref().unwrap();
-        let after = h.store.get_tech_file_by_id(h.principal(), before.id).await.unwrap();
-        assert_eq!((after.status, after.version, after.credits_used), (FileStatus::Completed, 1, 1));
+        let after = h
+            .store
+            .get_tech_file_by_id(h.principal(), before.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (after.status, after.version, after.credits_used),
+            (FileStatus::Completed, 1, 1)
+        );
     }
-    let collection = h.store.get_collection(h.principal(), result.collection_id).await.unwrap();
-    assert_eq!((collection.status, collection.completion_percentage, collection.total_credits), (CollectionStatus::Completed, 100, 13));
-    let stats = h.store.get_product_generation_stats(h.principal(), h.product).await.unwrap();
-    assert_eq!(stats.total_credits_used, 13);
+    let collection = h
+        .store
+        .get_collection(h.principal(), result.collection_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            collection.status,
+            collection.completion_percentage,
+            collection.total_credits
+        ),
+        (CollectionStatus::Completed, 100, 12)
+    );
+    let stats = h
+        .store
+        .get_product_generation_stats(h.principal(), h.product)
+        .await
+        .unwrap();
+    assert_eq!(stats.total_credits_used, 12);
 }
 
 async fn a_rerun_after_an_interruption_reuses_finished_steps(h: Harness) {
@@ -361,7 +635,11 @@ async fn a_rerun_after_an_interruption_reuses_finished_steps(h: Harness) {
     }
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
-    let interrupted = h.store.list_collections(h.principal(), Some(h.product)).await.unwrap();
+    let interrupted = h
+        .store
+        .list_collections(h.principal(), Some(h.product))
+        .await
+        .unwrap();
     assert_eq!(interrupted[0].status, CollectionStatus::InProgress);
 
     provider.heal();
@@ -372,9 +650,20 @@ async fn a_rerun_after_an_interruption_reuses_finished_steps(h: Harness) {
     assert_eq!(result.collection_id, interrupted[0].id);
     assert_eq!(result.status, CollectionStatus::Completed);
     assert_eq!(result.credits_used, 1);
-    let sketch = result.sketches.iter().find(|s| s.step.view == "back").unwrap().file.as_ref().unwrap();
+    let sketch = result
+        .sketches
+        .iter()
+        .find(|s| s.step.view == "back")
+        .unwrap()
+        .file
+        .as_ref()
+        .unwrap();
     assert_eq!(sketch.version, 1, "the processing row was filled in place");
-    let stats = h.store.get_product_generation_stats(h.principal(), h.product).await.unwrap();
+    let stats = h
+        .store
+        .get_product_generation_stats(h.principal(), h.product)
+        .await
+        .unwrap();
     assert_eq!((stats.total_credits_used, stats.total_files), (8, 9));
 }
 
@@ -382,7 +671,12 @@ async fn a_legacy_analysis_is_a_cache_hit(h: Harness) {
     let provider = Arc::new(TestProvider::new());
     let request = h.request(&[("front", 1)], 1);
     let view = &request.views[0];
-    let photo = ViewPhoto { bytes: view.photo.clone(), view: "front".into(), category: ProductCategory::Apparel, reference: None };
+    let photo = ViewPhoto {
+        bytes: view.photo.clone(),
+        view: "front".into(),
+        category: ProductCategory::Apparel,
+        reference: None,
+    };
     h.store
         .write_legacy_analysis(
             h.principal(),
@@ -404,7 +698,10 @@ async fn a_legacy_analysis_is_a_cache_hit(h: Harness) {
     assert_eq!(provider.calls("front:analysis"), 0);
     assert_eq!(result.base_views[0].origin, StepOrigin::LegacyCache);
     let file = result.base_views[0].file.as_ref().unwrap();
-    assert_eq!((file.credits_used, file.status, file.ai_model.as_deref()), (0, FileStatus::Completed, Some("legacy-model")));
+    assert_eq!(
+        (file.credits_used, file.status, file.ai_model.as_deref()),
+        (0, FileStatus::Completed, Some("legacy-model"))
+    );
     assert_eq!(result.credits_used, 2, "close-up and sketch only");
     assert_eq!(result.status, CollectionStatus::Completed);
 }
@@ -433,18 +730,55 @@ async fn legacy_import_is_idempotent_and_skips_our_mirrors(h: Harness) {
     let provider = Arc::new(TestProvider::new());
     generate(&h, &provider, h.request(&[("side", 1)], 0)).await;
 
-    let first = import_legacy_analyses(h.store.as_ref(), h.principal()).await.unwrap();
-    assert_eq!((first.scanned, first.imported, first.already_imported, first.mirrors_skipped), (3, 2, 0, 1));
-    let second = import_legacy_analyses(h.store.as_ref(), h.principal()).await.unwrap();
-    assert_eq!((second.imported, second.already_imported, second.mirrors_skipped), (0, 2, 1));
+    let first = import_legacy_analyses(h.store.as_ref(), h.principal())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.scanned,
+            first.imported,
+            first.already_imported,
+            first.mirrors_skipped
+        ),
+        (3, 2, 0, 1)
+    );
+    let second = import_legacy_analyses(h.store.as_ref(), h.principal())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.imported,
+            second.already_imported,
+            second.mirrors_skipped
+        ),
+        (0, 2, 1)
+    );
     let base_views = h
         .store
-        .get_latest_tech_files(h.principal(), &FileFilter { product_idea_id: Some(h.product), file_type: Some(FileType::BaseView), ..FileFilter::default() })
+        .get_latest_tech_files(
+            h.principal(),
+            &FileFilter {
+                product_idea_id: Some(h.product),
+                file_type: Some(FileType::BaseView),
+                ..FileFilter::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(base_views.files.len(), 3);
-    let imported = base_views.files.iter().find(|f| f.view_type.as_deref() == Some("front")).unwrap();
-    assert_eq!((imported.status, imported.credits_used, imported.ai_model.as_deref()), (FileStatus::Completed, 1, Some("gpt-4-vision")));
+    let imported = base_views
+        .files
+        .iter()
+        .find(|f| f.view_type.as_deref() == Some("front"))
+        .unwrap();
+    assert_eq!(
+        (
+            imported.status,
+            imported.credits_used,
+            imported.ai_model.as_deref()
+        ),
+        (FileStatus::Completed, 1, Some("gpt-4-vision"))
+    );
     assert_eq!(imported.analysis_data["colors"][0], "red");
 }
 
@@ -454,30 +788,73 @@ async fn rejects_bad_requests_before_writing() {
     let provider = Arc::new(TestProvider::new());
     let pipeline = h.pipeline(&provider);
     let mut twice = h.request(&[("front", 1), ("front", 2)], 1);
-    assert!(pipeline.generate(twice.clone(), None).await.unwrap_err().is_caller_error());
+    assert!(
+        pipeline
+            .generate(twice.clone(), None)
+            .await
+            .unwrap_err()
+            .is_caller_error()
+    );
     twice.views.clear();
-    assert!(pipeline.generate(twice, None).await.unwrap_err().is_caller_error());
+    assert!(
+        pipeline
+            .generate(twice, None)
+            .await
+            .unwrap_err()
+            .is_caller_error()
+    );
     let mut text = h.request(&[("front", 1)], 1);
     text.views[0].photo = Arc::from(&b"not an image at all"[..]);
-    assert!(pipeline.generate(text, None).await.unwrap_err().is_caller_error());
-    assert!(h.store.list_collections(h.principal(), None).await.unwrap().is_empty());
+    assert!(
+        pipeline
+            .generate(text, None)
+            .await
+            .unwrap_err()
+            .is_caller_error()
+    );
+    assert!(
+        h.store
+            .list_collections(h.principal(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The real local provider on one sample photo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_provider_makes_a_pack_from_a_sample_photo() {
     let h = sqlite().await;
-    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/photos/polo-red-front.jpg")).unwrap();
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/photos/polo-red-front.jpg"
+    ))
+    .unwrap();
     let mut request = h.request(&[("front", 1)], 2);
     request.views[0].photo = Arc::from(photo.as_slice());
-    let pipeline = Pipeline::new(h.store.clone(), h.blobs.clone(), Arc::new(techpack_generate::local::LocalProvider::default()));
+    let pipeline = Pipeline::new(
+        h.store.clone(),
+        h.blobs.clone(),
+        Arc::new(techpack_generate::local::LocalProvider::default()),
+    );
     let result = pipeline.generate(request.clone(), None).await.unwrap();
-    assert_eq!(result.status, CollectionStatus::Completed, "{:?}", result.failed_steps().collect::<Vec<_>>());
+    assert_eq!(
+        result.status,
+        CollectionStatus::Completed,
+        "{:?}",
+        result.failed_steps().collect::<Vec<_>>()
+    );
     assert_eq!(result.closeups.len(), 2);
     assert_eq!(result.credits_used, 4);
     let sketch = result.sketches[0].file.as_ref().unwrap();
     assert_eq!(sketch.mime_type.as_deref(), Some("image/svg+xml"));
-    assert!(sketch.ai_model.as_deref().unwrap().starts_with("techpack-local"));
+    assert!(
+        sketch
+            .ai_model
+            .as_deref()
+            .unwrap()
+            .starts_with("techpack-local")
+    );
     let again = pipeline.generate(request, None).await.unwrap();
     assert_eq!(again.credits_used, 0);
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use techpack_generate::{
-    Analysis, Closeup, CloseupShot, Confidence, DetailRegion, GenerateError, Generated, ImageInfo,
-    MeasurementScale, Measurements, ProductRegion, Provider, ScaleSource, Sketch, ViewPhoto,
-    ANALYSIS_SCHEMA_VERSION,
+    ANALYSIS_SCHEMA_VERSION, Analysis, Closeup, CloseupShot, Confidence, DetailRegion,
+    GenerateError, Generated, ImageInfo, MeasurementScale, Measurements, ProductRegion, Provider,
+    ScaleSource, Sketch, ViewPhoto,
 };
 
 /// Counts calls per step name (`front:analysis`, `front:closeup:collar`, `front:sketch`).
@@ -27,11 +27,17 @@ pub struct TestProvider {
 
 impl TestProvider {
     pub fn new() -> Self {
-        Self { fingerprint: "test/1".into(), ..Self::default() }
+        Self {
+            fingerprint: "test/1".into(),
+            ..Self::default()
+        }
     }
 
     pub fn with_latency(latency: Duration) -> Self {
-        Self { latency, ..Self::new() }
+        Self {
+            latency,
+            ..Self::new()
+        }
     }
 
     /// Makes a step fail (a retryable upstream error) on every call until `heal`.
@@ -70,7 +76,10 @@ impl TestProvider {
             std::future::pending::<()>().await;
         }
         if self.failing.lock().unwrap().contains(&step) {
-            return Err(GenerateError::Upstream { status: Some(503), message: format!("injected failure of {step}") });
+            return Err(GenerateError::Upstream {
+                status: Some(503),
+                message: format!("injected failure of {step}"),
+            });
         }
         Ok(())
     }
@@ -81,14 +90,26 @@ pub fn test_analysis(photo: &ViewPhoto) -> Analysis {
     let names = ["collar", "cuff", "hem", "pocket", "placket", "logo"];
     Analysis {
         schema_version: ANALYSIS_SCHEMA_VERSION,
-        image: ImageInfo { width: 64, height: 64 },
+        image: ImageInfo {
+            width: 64,
+            height: 64,
+        },
         view: photo.view.clone(),
         category: photo.category,
-        product: ProductRegion { bbox: [4, 4, 60, 60], area_share: 0.7, aspect_ratio: 1.0, symmetry: 0.9 },
+        product: ProductRegion {
+            bbox: [4, 4, 60, 60],
+            area_share: 0.7,
+            aspect_ratio: 1.0,
+            symmetry: 0.9,
+        },
         colors: vec![],
         materials: vec![],
         measurements: Measurements {
-            scale: MeasurementScale { cm_per_px: 1.0, source: ScaleSource::CategoryDefault, basis: "test".into() },
+            scale: MeasurementScale {
+                cm_per_px: 1.0,
+                source: ScaleSource::CategoryDefault,
+                basis: "test".into(),
+            },
             points: vec![],
         },
         detail_regions: names
@@ -101,24 +122,35 @@ pub fn test_analysis(photo: &ViewPhoto) -> Analysis {
             })
             .collect(),
         description: Some(format!("photo of {} bytes", photo.bytes.len())),
-        confidence: Confidence { score: 0.8, reasons: vec!["test".into()] },
+        confidence: Confidence {
+            score: 0.8,
+            reasons: vec!["test".into()],
+        },
     }
 }
 
 /// A small PNG whose pixels depend on `seed`.
 pub fn png(seed: u8) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([seed, x as u8 * 16, y as u8 * 16]));
+    let image =
+        image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([seed, x as u8 * 16, y as u8 * 16]));
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
 
 fn seed(text: &str) -> u8 {
-    text.bytes().fold(7u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b))
+    text.bytes()
+        .fold(7u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b))
 }
 
 fn generated<T>(output: T) -> Generated<T> {
-    Generated { output, model: "test-model/1".into(), prompt: "test".into(), confidence: 0.8, credits: 1 }
+    Generated {
+        output,
+        model: "test-model/1".into(),
+        prompt: "test".into(),
+        confidence: 0.8,
+        credits: 1,
+    }
 }
 
 #[async_trait]
@@ -136,13 +168,32 @@ impl Provider for TestProvider {
         Ok(generated(test_analysis(photo)))
     }
 
-    async fn closeup(&self, photo: &ViewPhoto, _: &Analysis, shot: &CloseupShot) -> Result<Generated<Closeup>, GenerateError> {
-        self.call(format!("{}:closeup:{}", photo.view, shot.name)).await?;
-        let png = png(seed(&format!("{}{}{}", photo.view, shot.name, photo.bytes.len())));
-        Ok(generated(Closeup { shot: shot.clone(), png, size: [8, 8] }))
+    async fn closeup(
+        &self,
+        photo: &ViewPhoto,
+        _: &Analysis,
+        shot: &CloseupShot,
+    ) -> Result<Generated<Closeup>, GenerateError> {
+        self.call(format!("{}:closeup:{}", photo.view, shot.name))
+            .await?;
+        let png = png(seed(&format!(
+            "{}{}{}",
+            photo.view,
+            shot.name,
+            photo.bytes.len()
+        )));
+        Ok(generated(Closeup {
+            shot: shot.clone(),
+            png,
+            size: [8, 8],
+        }))
     }
 
-    async fn sketch(&self, photo: &ViewPhoto, _: &Analysis) -> Result<Generated<Sketch>, GenerateError> {
+    async fn sketch(
+        &self,
+        photo: &ViewPhoto,
+        _: &Analysis,
+    ) -> Result<Generated<Sketch>, GenerateError> {
         self.call(format!("{}:sketch", photo.view)).await?;
         let svg = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\"><text x=\"4\" y=\"20\">{} {}</text></svg>",
@@ -153,6 +204,10 @@ impl Provider for TestProvider {
             "callouts": [{"number": 1, "label": "collar", "target": [10, 10], "anchor": [30, 5]}],
             "measurements": [{"name": "overall_width", "cm": 50.0}],
         });
-        Ok(generated(Sketch { svg, png: png(seed(&photo.view)), data }))
+        Ok(generated(Sketch {
+            svg,
+            png: png(seed(&photo.view)),
+            data,
+        }))
     }
 }
