@@ -36,6 +36,10 @@ enum Command {
     Stats(commands::stats::StatsArgs),
     /// The monitoring report: recent files, credits by product, collection completion.
     Report,
+    /// Delete blobs of files archived long ago, orphan blobs and abandoned uploads.
+    Cleanup(commands::cleanup::CleanupArgs),
+    /// Check that every file's blob exists with the recorded size and hash.
+    Fsck,
     /// Make a complete tech pack from product photos (analyses, close-ups, sketches).
     Generate(commands::generate::GenerateArgs),
     /// Read back a tech pack (by collection or product) or export it to a folder.
@@ -76,6 +80,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collections(command) => commands::collections::run(&context, command).await,
         Command::Stats(args) => commands::stats::run(&context, args).await,
         Command::Report => commands::stats::report(&context).await,
+        Command::Cleanup(args) => commands::cleanup::run(&context, args).await,
+        Command::Fsck => commands::fsck::run(&context).await,
         Command::Generate(args) => commands::generate::run(&context, args).await,
         Command::Pack(command) => commands::pack::run(&context, command).await,
         Command::Legacy(command) => commands::legacy::run(&context, command).await,

@@ -70,6 +70,37 @@ pub enum FilesCommand {
         #[arg(long)]
         error: Option<String>,
     },
+    /// Store a local file: its blob first, then a completed row pointing at it.
+    Put {
+        /// The file to store (streamed; PNG, JPEG, WebP, GIF, SVG, JSON or PDF).
+        path: std::path::PathBuf,
+        /// The product (a UUID or a product name).
+        #[arg(long)]
+        product: String,
+        /// The revision (UUID).
+        #[arg(long)]
+        revision: Option<Uuid>,
+        /// What the file holds: base_view, closeup, sketch, category, complete_pack.
+        #[arg(long = "type")]
+        file_type: FileType,
+        /// The view (front, back …).
+        #[arg(long)]
+        view: Option<String>,
+        /// The close-up shot name or sub-category.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Write a file version's blob to a local file.
+    Get {
+        /// The file version's id.
+        id: Uuid,
+        /// Where to write it.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn file_rows(files: &[TechFile]) -> Vec<Vec<String>> {
@@ -202,6 +233,112 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
             }
             println!("{} is now {}", updated.id, updated.status);
         }
+        FilesCommand::Put {
+            path,
+            product,
+            revision,
+            file_type,
+            view,
+            category,
+        } => {
+            let request = techpack_housekeeping::upload::UploadRequest {
+                owner: context.user_id,
+                product_idea_id: product_id(context, &product),
+                revision_id: revision,
+                file_type,
+                view_type: view,
+                file_category: category,
+            };
+            let source = techpack_housekeeping::upload::UploadSource::File(path);
+            let blobs = context.blob_store()?;
+            let file = techpack_housekeeping::upload::store_file(
+                store.as_ref(),
+                &blobs,
+                me,
+                &source,
+                request,
+            )
+            .await?;
+            if context.json {
+                return print_json(&file);
+            }
+            println!(
+                "stored {} ({} bytes, {}) as {}",
+                or_dash(file.file_url.as_ref()),
+                or_dash(file.content_size),
+                or_dash(file.mime_type.as_ref()),
+                file.id
+            );
+        }
+        FilesCommand::Get { id, output, force } => {
+            let file = store.get_tech_file_by_id(me, id).await?;
+            let key = file
+                .file_url
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("tech file {id} has no blob"))?;
+            let written = write_blob(&context.blob_store()?, key, &output, force).await?;
+            if context.json {
+                return print_json(
+                    &serde_json::json!({ "id": id, "key": key, "path": output, "bytes": written }),
+                );
+            }
+            println!("wrote {written} bytes to {}", output.display());
+        }
     }
     Ok(())
+}
+
+/// Streams the blob `key` into `output` (never whole in memory), through a temporary file in
+/// the same folder renamed into place, so a failed download leaves no partial file behind.
+/// Refuses an existing `output` unless `force`.
+async fn write_blob(
+    blobs: &techpack_blobs::BlobStore,
+    key: &str,
+    output: &std::path::Path,
+    force: bool,
+) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    use tokio::io::AsyncWriteExt as _;
+    if !force && tokio::fs::try_exists(output).await.unwrap_or(false) {
+        anyhow::bail!("{} exists; pass --force to replace it", output.display());
+    }
+    let mut download = blobs.get_stream(key).await?;
+    let folder = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let partial = folder.join(format!(
+        ".{}.partial-{}",
+        output
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download"),
+        Uuid::new_v4()
+    ));
+    let result: anyhow::Result<u64> = async {
+        let mut out = tokio::fs::File::create(&partial)
+            .await
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut written = 0u64;
+        while let Some(chunk) = futures::TryStreamExt::try_next(&mut download.stream).await? {
+            out.write_all(&chunk).await?;
+            written += chunk.len() as u64;
+        }
+        out.sync_all().await?;
+        if !force && tokio::fs::try_exists(output).await.unwrap_or(false) {
+            anyhow::bail!(
+                "{} appeared while downloading; pass --force to replace it",
+                output.display()
+            );
+        }
+        tokio::fs::rename(&partial, output)
+            .await
+            .with_context(|| format!("writing {}", output.display()))?;
+        Ok(written)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    result
 }

@@ -1,7 +1,9 @@
 //! One module per command group.
 
+pub mod cleanup;
 pub mod collections;
 pub mod files;
+pub mod fsck;
 pub mod generate;
 pub mod legacy;
 pub mod migrate;

@@ -1,0 +1,47 @@
+//! `techpack fsck`: check that every row's blob exists with the recorded size and hash.
+
+use anyhow::Context as _;
+
+use crate::context::Context;
+use crate::output::{print_json, print_table};
+
+/// Runs `techpack fsck`; fails (exit status 1) when any blob is missing or differs.
+pub async fn run(context: &Context) -> anyhow::Result<()> {
+    let store = context.store().await?;
+    let blobs = context.blob_store()?;
+    let report = techpack_housekeeping::fsck(store.as_ref(), &blobs)
+        .await
+        .context("fsck")?;
+    if context.json {
+        print_json(&report)?;
+    } else {
+        if !report.findings.is_empty() {
+            let rows: Vec<Vec<String>> = report
+                .findings
+                .iter()
+                .map(|finding| {
+                    vec![
+                        finding.file_id.to_string(),
+                        finding.key.clone(),
+                        finding.problem.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["FILE", "KEY", "PROBLEM"], &rows);
+        }
+        println!(
+            "checked {} row(s), {} blob(s), {} bytes: {} problem(s)",
+            report.rows_checked,
+            report.blobs_checked,
+            report.bytes_read,
+            report.findings.len()
+        );
+    }
+    if !report.is_clean() {
+        anyhow::bail!(
+            "fsck found {} file(s) whose blob is missing or differs from its row",
+            report.findings.len()
+        );
+    }
+    Ok(())
+}
