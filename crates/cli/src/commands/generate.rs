@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use techpack_blobs::{BlobStore, BlobStoreOptions};
-use techpack_generate::Provider;
-use techpack_generate::local::LocalProvider;
-use techpack_generate::openai::OpenAiProvider;
+use techpack_generate::{ProviderKind, build_provider};
 use techpack_model::{CollectionStatus, ProductCategory};
 use techpack_pipeline::{
     Pipeline, ProgressEvent, StepOrigin, TechPackOptions, TechPackRequest, TechPackResult,
@@ -22,15 +20,6 @@ use uuid::Uuid;
 
 use crate::context::Context;
 use crate::output::print_json;
-
-/// Which provider makes the files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProviderChoice {
-    /// Offline image processing, deterministic, no keys (the default).
-    Local,
-    /// An OpenAI-compatible endpoint configured by `OPENAI_API_KEY`, `OPENAI_BASE_URL` …
-    Openai,
-}
 
 /// Arguments of `techpack generate`.
 #[derive(Debug, Args)]
@@ -42,7 +31,11 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "apparel")]
     category: String,
     /// A base view and its photo, e.g. `front=photos/front.jpg`; repeat for more views.
-    #[arg(long = "view", value_name = "VIEW=PHOTO", required_unless_present = "retry_failed")]
+    #[arg(
+        long = "view",
+        value_name = "VIEW=PHOTO",
+        required_unless_present = "retry_failed"
+    )]
     views: Vec<String>,
     /// The view whose photo is the pack's primary image (default: the first).
     #[arg(long)]
@@ -50,9 +43,10 @@ pub struct GenerateArgs {
     /// Close-ups per view.
     #[arg(long, default_value_t = 4)]
     closeups: usize,
-    /// The generator.
-    #[arg(long, value_enum, default_value = "local")]
-    provider: ProviderChoice,
+    /// The generator: `local` (offline, no keys) or `openai` (any OpenAI-compatible endpoint,
+    /// configured from the environment).
+    #[arg(long, default_value = "local")]
+    provider: ProviderKind,
     /// Provider calls in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -75,10 +69,7 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     let store = context.store().await?;
     let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())
         .with_context(|| format!("opening the blob storage {}", context.storage_url))?;
-    let provider: Arc<dyn Provider> = match args.provider {
-        ProviderChoice::Local => Arc::new(LocalProvider::default()),
-        ProviderChoice::Openai => Arc::new(OpenAiProvider::from_env().context("configuring the openai provider")?),
-    };
+    let provider = build_provider(args.provider).context("setting up the provider")?;
     let pipeline = Pipeline::new(store, blobs, provider);
     let options = TechPackOptions {
         collection_name: args.collection_name.clone(),
@@ -93,7 +84,11 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     let reporter = tokio::spawn(report_progress(receiver, std::io::stderr().is_terminal()));
     let work = async {
         match args.retry_failed {
-            Some(collection) => pipeline.retry_failed(context.user_id, collection, options, Some(sender)).await,
+            Some(collection) => {
+                pipeline
+                    .retry_failed(context.user_id, collection, options, Some(sender))
+                    .await
+            }
             None => {
                 let request = build_request(context, &args, options)?;
                 pipeline.generate(request, Some(sender)).await
@@ -120,7 +115,11 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_request(context: &Context, args: &GenerateArgs, options: TechPackOptions) -> anyhow::Result<TechPackRequest> {
+fn build_request(
+    context: &Context,
+    args: &GenerateArgs,
+    options: TechPackOptions,
+) -> anyhow::Result<TechPackRequest> {
     let product = args.product.as_deref().context("--product is required")?;
     let product_idea_id = super::files::product_id(context, product);
     let category: ProductCategory = args.category.parse()?;
@@ -130,10 +129,15 @@ fn build_request(context: &Context, args: &GenerateArgs, options: TechPackOption
             bail!("--view takes VIEW=PHOTO, e.g. front=photos/front.jpg (got `{spec}`)");
         };
         let path = PathBuf::from(path);
-        let photo = std::fs::read(&path).with_context(|| format!("reading the {view} photo {}", path.display()))?;
+        let photo = std::fs::read(&path)
+            .with_context(|| format!("reading the {view} photo {}", path.display()))?;
         views.push(ViewInput {
             // A revision per view: a new photo of the same view is a new version of its files.
-            revision_id: techpack_model::revision_id_from_name(context.user_id, product_idea_id, view.trim()),
+            revision_id: techpack_model::revision_id_from_name(
+                context.user_id,
+                product_idea_id,
+                view.trim(),
+            ),
             view: view.trim().to_owned(),
             photo: Arc::from(photo),
             reference: None,
@@ -149,12 +153,17 @@ fn build_request(context: &Context, args: &GenerateArgs, options: TechPackOption
     })
 }
 
-async fn report_progress(mut receiver: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>, terminal: bool) {
+async fn report_progress(
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>,
+    terminal: bool,
+) {
     let bar = terminal.then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps · {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps · {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
@@ -162,12 +171,22 @@ async fn report_progress(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Prog
     while let Some(event) = receiver.recv().await {
         let counts = event.counts();
         let line = match &event {
-            ProgressEvent::Started { collection_id, .. } => format!("tech pack {collection_id}: {} steps planned", counts.total),
+            ProgressEvent::Started { collection_id, .. } => {
+                format!("tech pack {collection_id}: {} steps planned", counts.total)
+            }
             ProgressEvent::StepStarted { step, .. } => format!("{step}: started"),
-            ProgressEvent::StepFinished { step, origin, credits, elapsed_ms, .. } => {
+            ProgressEvent::StepFinished {
+                step,
+                origin,
+                credits,
+                elapsed_ms,
+                ..
+            } => {
                 let how = match origin {
                     StepOrigin::Cached => "reused (no charge)".to_owned(),
-                    StepOrigin::LegacyCache => "reused from the legacy analysis (no charge)".to_owned(),
+                    StepOrigin::LegacyCache => {
+                        "reused from the legacy analysis (no charge)".to_owned()
+                    }
                     _ => format!("done, {credits} credit(s), {elapsed_ms} ms"),
                 };
                 format!("{step}: {how}")
@@ -186,7 +205,11 @@ async fn report_progress(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Prog
             }
             None => {
                 if !matches!(event, ProgressEvent::StepStarted { .. }) {
-                    eprintln!("[{:>3}/{:<3}] {line}", counts.done + counts.failed, counts.total);
+                    eprintln!(
+                        "[{:>3}/{:<3}] {line}",
+                        counts.done + counts.failed,
+                        counts.total
+                    );
                 }
             }
         }
@@ -197,14 +220,24 @@ async fn report_progress(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Prog
 }
 
 fn print_summary(result: &TechPackResult) {
-    let generated = result.steps().filter(|s| s.origin == StepOrigin::Generated).count();
-    let reused = result.steps().filter(|s| matches!(s.origin, StepOrigin::Cached | StepOrigin::LegacyCache)).count();
+    let generated = result
+        .steps()
+        .filter(|s| s.origin == StepOrigin::Generated)
+        .count();
+    let reused = result
+        .steps()
+        .filter(|s| matches!(s.origin, StepOrigin::Cached | StepOrigin::LegacyCache))
+        .count();
     let failed: Vec<_> = result.failed_steps().collect();
     println!(
         "Tech pack {} {}: {} base view(s), {} close-up(s), {} sketch(es); {generated} generated, {reused} reused, {} failed",
         result.collection_id,
         result.status,
-        result.base_views.iter().filter(|s| s.error.is_none()).count(),
+        result
+            .base_views
+            .iter()
+            .filter(|s| s.error.is_none())
+            .count(),
         result.closeups.iter().filter(|s| s.error.is_none()).count(),
         result.sketches.iter().filter(|s| s.error.is_none()).count(),
         failed.len(),
@@ -217,13 +250,23 @@ fn print_summary(result: &TechPackResult) {
         result.elapsed_ms as f64 / 1000.0
     );
     for step in &failed {
-        println!("  failed: {}: {}", step.step, step.error.as_deref().unwrap_or("unknown error"));
+        println!(
+            "  failed: {}: {}",
+            step.step,
+            step.error.as_deref().unwrap_or("unknown error")
+        );
     }
     println!("\nLook at it:");
     println!("  techpack pack show {}", result.collection_id);
-    println!("  techpack pack export {} -o ./tech-pack", result.collection_id);
+    println!(
+        "  techpack pack export {} -o ./tech-pack",
+        result.collection_id
+    );
     println!("  techpack stats {}", result.product_idea_id);
     if result.status != CollectionStatus::Completed {
-        println!("  techpack generate --retry-failed {}   (redo only the failed steps)", result.collection_id);
+        println!(
+            "  techpack generate --retry-failed {}   (redo only the failed steps)",
+            result.collection_id
+        );
     }
 }

@@ -67,21 +67,41 @@ pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> 
                     ]
                 })
                 .collect();
-            print_table(&["SECTION", "VIEW", "TYPE", "SHOT", "VERSION", "STATUS", "CREDITS", "FILE", "ERROR"], &rows);
+            print_table(
+                &[
+                    "SECTION", "VIEW", "TYPE", "SHOT", "VERSION", "STATUS", "CREDITS", "FILE",
+                    "ERROR",
+                ],
+                &rows,
+            );
             Ok(())
         }
         PackCommand::Export { collection, output } => {
             let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())?;
-            let report = export_tech_pack(store.as_ref(), &blobs, context.principal(), collection, &output).await?;
+            let report = export_tech_pack(
+                store.as_ref(),
+                &blobs,
+                context.principal(),
+                collection,
+                &output,
+            )
+            .await?;
             if context.json {
                 return print_json(&report);
             }
             for file in &report.files {
                 println!("{}", output.join(&file.path).display());
             }
-            println!("{} file(s) written to {}", report.files.len(), output.display());
+            println!(
+                "{} file(s) written to {}",
+                report.files.len(),
+                output.display()
+            );
             if !report.skipped.is_empty() {
-                println!("{} file(s) of the pack have no content (failed or processing)", report.skipped.len());
+                println!(
+                    "{} file(s) of the pack have no content (failed or processing)",
+                    report.skipped.len()
+                );
             }
             Ok(())
         }
