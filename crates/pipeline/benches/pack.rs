@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use techpack_blobs::{BlobStore, BlobStoreOptions};
 use techpack_generate::Provider;
 use techpack_model::{CollectionStatus, ProductCategory};
-use techpack_pipeline::{Pipeline, TechPackOptions, TechPackRequest, ViewInput};
+use techpack_pipeline::{Pipeline, ProgressEvent, TechPackOptions, TechPackRequest, ViewInput};
 use techpack_store::{SqliteStore, TechFileStore};
 use uuid::Uuid;
 
@@ -51,9 +51,28 @@ fn request(views: &[(&str, Vec<u8>)], concurrency: usize) -> TechPackRequest {
 }
 
 async fn timed(pipeline: &Pipeline, request: TechPackRequest) -> Duration {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
-    let result = pipeline.generate(request, None).await.expect("a pack");
+    let result = pipeline
+        .generate(request, Some(sender))
+        .await
+        .expect("a pack");
     let elapsed = started.elapsed();
+    // Where the time went: setup (photos, collection, index), the graph, closing (manifest).
+    let mut marks = (0, 0);
+    while let Ok(event) = receiver.try_recv() {
+        match event {
+            ProgressEvent::Started { counts, .. } => marks.0 = counts.elapsed_ms,
+            ProgressEvent::StepFinished { counts, .. } => marks.1 = counts.elapsed_ms,
+            _ => {}
+        }
+    }
+    eprintln!(
+        "    run: setup {} ms, last step done at {} ms, total {} ms",
+        marks.0,
+        marks.1,
+        elapsed.as_millis()
+    );
     assert_eq!(result.status, CollectionStatus::Completed);
     assert_eq!(result.closeups.len(), 12);
     elapsed

@@ -50,6 +50,9 @@ pub const SECTION_CLOSEUPS: &str = "closeups";
 pub const SECTION_SKETCHES: &str = "sketches";
 /// Section of the `complete_pack` manifest.
 pub const SECTION_MANIFEST: &str = "complete_pack";
+/// In-progress updates of a collection's percentage are written at most this often (the
+/// final status always is).
+pub const PROGRESS_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// The collection name when the request gives none.
 pub const DEFAULT_COLLECTION_NAME: &str = "Tech pack";
 /// The key in an analysis written to the legacy table that names the tech file it mirrors, so a
@@ -608,6 +611,7 @@ struct Tally {
     total: usize,
     credits_used: i64,
     written_percentage: i32,
+    written_at: Option<Instant>,
 }
 
 impl Tally {
@@ -844,14 +848,48 @@ async fn run_step(
         }
     }
 
-    // 2. The row this step fills.
+    // 2 and 3 at once: the row this step fills is written while the provider works, since
+    // the call does not need it; on a single-writer database this keeps the row writes of a
+    // whole wave of steps off the critical path.
     let shot_name = match &work {
         StepWork::Closeup { shot, .. } => Some(shot.name.clone()),
         _ => None,
     };
-    let row = shared
-        .acquire_row(&view, &step, existing, shot_name)
-        .await?;
+    let photo = ViewPhoto {
+        bytes: view.input.photo.clone(),
+        view: view.input.view.clone(),
+        category: shared.category,
+        reference: view.input.reference.clone(),
+    };
+    let generation_started = Instant::now();
+    let generation = async {
+        // Generate under a concurrency permit, with retries.
+        let _permit = shared
+            .semaphore
+            .acquire()
+            .await
+            .map_err(|error| PipelineError::Task(error.to_string()))?;
+        let counts = shared.tally.lock().await.counts(shared.started);
+        shared.emit(ProgressEvent::StepStarted {
+            step: step.clone(),
+            counts,
+        });
+        Ok::<_, PipelineError>(
+            generate_with_retries(
+                shared.provider.as_ref(),
+                &photo,
+                &work,
+                shared.options.retry,
+            )
+            .await,
+        )
+    };
+    let (row, generated) = tokio::join!(
+        shared.acquire_row(&view, &step, existing, shot_name),
+        generation
+    );
+    let row = row?;
+    let (result, attempts) = generated?;
     if row.status == FileStatus::Completed
         && let Some(done) = shared
             .reuse(
@@ -864,36 +902,10 @@ async fn run_step(
             )
             .await?
     {
-        // A previous attempt of this very batch finished it (its key returned the row).
+        // A previous attempt of this very batch finished it (its key returned the row): keep
+        // that output and charge nothing for the call just made.
         return Ok(done);
     }
-
-    // 3. Generate, under a concurrency permit, with retries.
-    let photo = ViewPhoto {
-        bytes: view.input.photo.clone(),
-        view: view.input.view.clone(),
-        category: shared.category,
-        reference: view.input.reference.clone(),
-    };
-    let permit = shared
-        .semaphore
-        .acquire()
-        .await
-        .map_err(|error| PipelineError::Task(error.to_string()))?;
-    let generation_started = Instant::now();
-    let counts = shared.tally.lock().await.counts(shared.started);
-    shared.emit(ProgressEvent::StepStarted {
-        step: step.clone(),
-        counts,
-    });
-    let (result, attempts) = generate_with_retries(
-        shared.provider.as_ref(),
-        &photo,
-        &work,
-        shared.options.retry,
-    )
-    .await;
-    drop(permit);
 
     // 4. Store the outputs and complete the row, or record the failure.
     let stored = match result {
@@ -1024,7 +1036,14 @@ impl Shared {
         status: CollectionStatus,
     ) -> PipelineResult<()> {
         let percentage = tally.counts(self.started).percentage();
-        if status == CollectionStatus::InProgress && percentage == tally.written_percentage {
+        if status == CollectionStatus::InProgress
+            && (percentage == tally.written_percentage
+                || tally
+                    .written_at
+                    .is_some_and(|at| at.elapsed() < PROGRESS_WRITE_INTERVAL))
+        {
+            // Readers poll the collection; a row write per finished step would put a
+            // database round trip on every step of a single-writer database for nothing.
             return Ok(());
         }
         self.store
@@ -1038,6 +1057,7 @@ impl Shared {
             )
             .await?;
         tally.written_percentage = percentage;
+        tally.written_at = Some(Instant::now());
         Ok(())
     }
 
