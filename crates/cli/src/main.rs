@@ -40,6 +40,12 @@ enum Command {
     Cleanup(commands::cleanup::CleanupArgs),
     /// Check that every file's blob exists with the recorded size and hash.
     Fsck,
+    /// Analyse one product photo (colours, measurements, detail regions) without storing it.
+    Analyze(commands::photo::PhotoArgs),
+    /// Make close-up shots of one photo into a folder.
+    Closeups(commands::photo::CloseupArgs),
+    /// Draw a technical sketch (SVG, optionally PNG) of one photo.
+    Sketch(commands::photo::SketchArgs),
     /// Make a complete tech pack from product photos (analyses, close-ups, sketches).
     Generate(commands::generate::GenerateArgs),
     /// Read back a tech pack (by collection or product) or export it to a folder.
@@ -56,7 +62,8 @@ async fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -82,6 +89,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report => commands::stats::report(&context).await,
         Command::Cleanup(args) => commands::cleanup::run(&context, args).await,
         Command::Fsck => commands::fsck::run(&context).await,
+        Command::Analyze(args) => commands::photo::analyze(&context, args).await,
+        Command::Closeups(args) => commands::photo::closeups(&context, args).await,
+        Command::Sketch(args) => commands::photo::sketch(&context, args).await,
         Command::Generate(args) => commands::generate::run(&context, args).await,
         Command::Pack(command) => commands::pack::run(&context, command).await,
         Command::Legacy(command) => commands::legacy::run(&context, command).await,

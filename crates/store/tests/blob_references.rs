@@ -17,29 +17,49 @@ struct Harness {
 
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("techpack.db"))
+        .await
+        .unwrap();
     store.migrate_up().await.unwrap();
-    Harness { store: Arc::new(store), _sqlite_dir: Some(dir), _postgres: None }
+    Harness {
+        store: Arc::new(store),
+        _sqlite_dir: Some(dir),
+        _postgres: None,
+    }
 }
 
 async fn postgres() -> Harness {
     let db = TestDatabase::create().await;
     let store = db.store().await.unwrap();
-    Harness { store: Arc::new(store), _sqlite_dir: None, _postgres: Some(db) }
+    Harness {
+        store: Arc::new(store),
+        _sqlite_dir: None,
+        _postgres: Some(db),
+    }
 }
 
 async fn file_at(store: &dyn TechFileStore, owner: Uuid, key: &str) -> TechFile {
     let mut file = NewTechFile::new(owner, Uuid::new_v4(), FileType::BaseView);
     file.file_url = Some(key.to_owned());
     file.content_size = Some(3);
-    store.create_tech_file(Principal::User(owner), file).await.unwrap()
+    store
+        .create_tech_file(Principal::User(owner), file)
+        .await
+        .unwrap()
 }
 
-async fn all_references(store: &dyn TechFileStore, principal: Principal, page: u32) -> Vec<BlobReferences> {
+async fn all_references(
+    store: &dyn TechFileStore,
+    principal: Principal,
+    page: u32,
+) -> Vec<BlobReferences> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let found = store.list_blob_references(principal, after.as_deref(), page).await.unwrap();
+        let found = store
+            .list_blob_references(principal, after.as_deref(), page)
+            .await
+            .unwrap();
         assert!(found.len() <= page as usize);
         after = found.last().map(|r| r.key.clone());
         let done = found.len() < page as usize;
@@ -81,13 +101,29 @@ async fn references_count_live_archived_and_legacy(store: Arc<dyn TechFileStore>
         .await
         .unwrap();
     // A row without a blob is no reference; another user's rows are theirs.
-    store.create_tech_file(me, NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
+    store
+        .create_tech_file(
+            me,
+            NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch),
+        )
+        .await
+        .unwrap();
     file_at(store.as_ref(), other, &format!("{other}/theirs")).await;
 
     let mine = all_references(store.as_ref(), me, 2).await;
-    assert_eq!(mine.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), (1..=4).map(key).collect::<Vec<_>>());
+    assert_eq!(
+        mine.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+        (1..=4).map(key).collect::<Vec<_>>()
+    );
     let by_key = |n: u8| mine.iter().find(|r| r.key == key(n)).unwrap().clone();
-    assert_eq!((by_key(1).live_rows, by_key(1).archived_rows, by_key(1).last_archived_at), (2, 0, None));
+    assert_eq!(
+        (
+            by_key(1).live_rows,
+            by_key(1).archived_rows,
+            by_key(1).last_archived_at
+        ),
+        (2, 0, None)
+    );
     assert_eq!((by_key(2).live_rows, by_key(2).archived_rows), (0, 1));
     // Timestamps round-trip at the store's precision (milliseconds on SQLite).
     let archived_at = by_key(2).last_archived_at.unwrap();
@@ -120,10 +156,14 @@ async fn key_lock_keeps_writers_out(store: Arc<dyn TechFileStore>) {
             Box::new(move |references| {
                 Box::pin(async move {
                     assert_eq!(references, BlobReferences::none(&writer_key));
-                    let handle =
-                        tokio::spawn(async move { file_at(writer_store.as_ref(), owner, &writer_key).await });
+                    let handle = tokio::spawn(async move {
+                        file_at(writer_store.as_ref(), owner, &writer_key).await
+                    });
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    assert!(!handle.is_finished(), "a row was written while its key was locked");
+                    assert!(
+                        !handle.is_finished(),
+                        "a row was written while its key was locked"
+                    );
                     *writer_slot.lock().unwrap() = Some(handle);
                 })
             }),
@@ -131,7 +171,10 @@ async fn key_lock_keeps_writers_out(store: Arc<dyn TechFileStore>) {
         .await
         .unwrap();
     let handle = writer.lock().unwrap().take().unwrap();
-    let row = tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
+    let row = tokio::time::timeout(Duration::from_secs(30), handle)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.file_url.as_deref(), Some(key.as_str()));
 
     // Once the row is in, the lock's action sees it.
@@ -157,11 +200,21 @@ async fn files_with_blobs_skip_archived_and_page(store: Arc<dyn TechFileStore>) 
     let me = Principal::User(owner);
     let mut live = Vec::new();
     for n in 0..5 {
-        live.push(file_at(store.as_ref(), owner, &format!("{owner}/f{n}")).await.id);
+        live.push(
+            file_at(store.as_ref(), owner, &format!("{owner}/f{n}"))
+                .await
+                .id,
+        );
     }
     let archived = file_at(store.as_ref(), owner, &format!("{owner}/gone")).await;
     store.archive_tech_file(me, archived.id).await.unwrap();
-    store.create_tech_file(me, NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch)).await.unwrap();
+    store
+        .create_tech_file(
+            me,
+            NewTechFile::new(owner, Uuid::new_v4(), FileType::Sketch),
+        )
+        .await
+        .unwrap();
 
     let mut seen = Vec::new();
     let mut after = None;

@@ -121,7 +121,9 @@ fn file_rows(files: &[TechFile]) -> Vec<Vec<String>> {
         .collect()
 }
 
-const FILE_HEADERS: &[&str] = &["ID", "TYPE", "VIEW", "CATEGORY", "STATUS", "VERSION", "CREDITS", "CREATED"];
+const FILE_HEADERS: &[&str] = &[
+    "ID", "TYPE", "VIEW", "CATEGORY", "STATUS", "VERSION", "CREDITS", "CREATED",
+];
 
 /// Resolves a product reference (UUID or name) for the acting user.
 pub fn product_id(context: &Context, reference: &str) -> Uuid {
@@ -147,17 +149,39 @@ async fn print_file(context: &Context, file: &TechFile) -> anyhow::Result<()> {
     println!("revision      {}", or_dash(file.revision_id));
     println!("view          {}", or_dash(file.view_type.as_ref()));
     println!("category      {}", or_dash(file.file_category.as_ref()));
-    println!("status        {}{}", file.status, file.error_message.as_ref().map(|e| format!(" ({e})")).unwrap_or_default());
-    println!("version       {} of lineage {}{}", file.version, file.lineage_id, if file.is_latest { " (latest)" } else { "" });
-    println!("blob          {}{blob_state}", or_dash(file.file_url.as_ref()));
-    println!("content       {} bytes, {}", or_dash(file.content_size), or_dash(file.mime_type.as_ref()));
+    println!(
+        "status        {}{}",
+        file.status,
+        file.error_message
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "version       {} of lineage {}{}",
+        file.version,
+        file.lineage_id,
+        if file.is_latest { " (latest)" } else { "" }
+    );
+    println!(
+        "blob          {}{blob_state}",
+        or_dash(file.file_url.as_ref())
+    );
+    println!(
+        "content       {} bytes, {}",
+        or_dash(file.content_size),
+        or_dash(file.mime_type.as_ref())
+    );
     println!("model         {}", or_dash(file.ai_model.as_ref()));
     println!("batch         {}", or_dash(file.generation_batch_id));
     println!("credits       {}", file.credits_used);
     println!("confidence    {}", or_dash(file.confidence_score));
     println!("created       {}", file.created_at);
     println!("updated       {}", file.updated_at);
-    println!("analysis_data {}", serde_json::to_string(&file.analysis_data)?);
+    println!(
+        "analysis_data {}",
+        serde_json::to_string(&file.analysis_data)?
+    );
     Ok(())
 }
 
@@ -166,7 +190,16 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
     let store = context.store().await?;
     let me = context.principal();
     match command {
-        FilesCommand::List { product, revision, file_type, view, status, batch, limit, after } => {
+        FilesCommand::List {
+            product,
+            revision,
+            file_type,
+            view,
+            status,
+            batch,
+            limit,
+            after,
+        } => {
             let filter = FileFilter {
                 product_idea_id: product.as_deref().map(|p| product_id(context, p)),
                 revision_id: revision,
@@ -189,12 +222,16 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
                 println!("more: --after {}", next.to_token());
             }
         }
-        FilesCommand::Show { id } => print_file(context, &store.get_tech_file_by_id(me, id).await?).await?,
+        FilesCommand::Show { id } => {
+            print_file(context, &store.get_tech_file_by_id(me, id).await?).await?
+        }
         FilesCommand::Versions { id } => {
             let history = store.get_file_history(me, id).await?;
             let snapshots = store.get_tech_file_versions(me, id).await?;
             if context.json {
-                return print_json(&serde_json::json!({ "versions": history, "archived": snapshots }));
+                return print_json(
+                    &serde_json::json!({ "versions": history, "archived": snapshots }),
+                );
             }
             let rows: Vec<Vec<String>> = history
                 .iter()
@@ -210,14 +247,20 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
                     ]
                 })
                 .collect();
-            print_table(&["VERSION", "ID", "STATUS", "CREDITS", "CREATED", "BY", "WHY"], &rows);
+            print_table(
+                &["VERSION", "ID", "STATUS", "CREDITS", "CREATED", "BY", "WHY"],
+                &rows,
+            );
         }
         FilesCommand::Restore { id, version } => {
             let restored = store.restore_tech_file_version(me, id, version).await?;
             if context.json {
                 return print_json(&restored);
             }
-            println!("restored version {version} as version {} ({})", restored.version, restored.id);
+            println!(
+                "restored version {version} as version {} ({})",
+                restored.version, restored.id
+            );
         }
         FilesCommand::Archive { id } => {
             let archived = store.archive_tech_file(me, id).await?;

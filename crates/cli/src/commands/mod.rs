@@ -8,4 +8,5 @@ pub mod generate;
 pub mod legacy;
 pub mod migrate;
 pub mod pack;
+pub mod photo;
 pub mod stats;

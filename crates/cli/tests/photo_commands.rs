@@ -1,0 +1,69 @@
+//! `techpack analyze`, `closeups` and `sketch` on an example photo through the real binary.
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn analyze_closeups_and_sketch_work_on_an_example_photo() {
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/photos/polo-red-front.jpg"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_techpack"))
+            .arg("--data-dir")
+            .arg(out.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let analysis: serde_json::Value =
+        serde_json::from_slice(&run(&["--json", "analyze", photo, "--category", "apparel"]).stdout)
+            .unwrap();
+    assert_eq!(analysis["view"], "front");
+    assert!(!analysis["colors"].as_array().unwrap().is_empty());
+    let closeups = out.path().join("closeups");
+    let listed: serde_json::Value = serde_json::from_slice(
+        &run(&[
+            "--json",
+            "closeups",
+            photo,
+            "-o",
+            closeups.to_str().unwrap(),
+            "--count",
+            "2",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(std::fs::read_dir(&closeups).unwrap().count(), 2);
+    let svg = out.path().join("sketch.svg");
+    let png = out.path().join("sketch.png");
+    run(&[
+        "sketch",
+        photo,
+        "-o",
+        svg.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&svg).unwrap().starts_with("<svg")
+            || std::fs::read_to_string(&svg).unwrap().contains("<svg")
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_techpack"))
+        .args(["analyze", "Cargo.toml"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad input"));
+}
