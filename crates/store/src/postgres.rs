@@ -149,6 +149,16 @@ async fn one<T: serde::de::DeserializeOwned>(
         .ok_or_else(|| StoreError::not_found(entity, id))
 }
 
+async fn file_in(conn: &mut PgConnection, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
+    one(
+        conn,
+        sql::doc_by_id(D, principal, Table::Files, id),
+        "tech file",
+        id,
+    )
+    .await
+}
+
 fn tuples<T: for<'r> sqlx::FromRow<'r, PgRow>>(rows: &[PgRow]) -> StoreResult<Vec<T>> {
     Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
 }
@@ -447,13 +457,7 @@ impl TechFileStore for PostgresStore {
         changes.validate()?;
         let mut tx = self.begin(principal).await?;
         if let Some(key) = &changes.idempotency_key {
-            let parent: TechFile = one(
-                &mut tx,
-                sql::doc_by_id(D, principal, Table::Files, id),
-                "tech file",
-                id,
-            )
-            .await?;
+            let parent: TechFile = file_in(&mut tx, principal, id).await?;
             let existing: Vec<TechFile> = docs(
                 &mut tx,
                 sql::file_by_idempotency_key(D, principal, parent.user_id, key),
@@ -489,13 +493,7 @@ impl TechFileStore for PostgresStore {
         id: Uuid,
     ) -> StoreResult<Vec<TechFileVersion>> {
         let mut tx = self.begin(principal).await?;
-        let file: TechFile = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let file: TechFile = file_in(&mut tx, principal, id).await?;
         let versions = docs(
             &mut tx,
             sql::lineage_versions(D, principal, file.lineage_id),
@@ -507,13 +505,7 @@ impl TechFileStore for PostgresStore {
 
     async fn get_file_history(&self, principal: Principal, id: Uuid) -> StoreResult<Vec<TechFile>> {
         let mut tx = self.begin(principal).await?;
-        let file: TechFile = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let file: TechFile = file_in(&mut tx, principal, id).await?;
         let history = docs(&mut tx, sql::lineage_files(D, principal, file.lineage_id)).await?;
         tx.commit().await?;
         Ok(history)
@@ -597,13 +589,7 @@ impl TechFileStore for PostgresStore {
         )
         .await?;
         for item in &items {
-            let file: TechFile = one(
-                &mut tx,
-                sql::doc_by_id(D, principal, Table::Files, item.tech_file_id),
-                "tech file",
-                item.tech_file_id,
-            )
-            .await?;
+            let file: TechFile = file_in(&mut tx, principal, item.tech_file_id).await?;
             if file.user_id != collection.user_id {
                 return Err(StoreError::not_found("tech file", item.tech_file_id));
             }

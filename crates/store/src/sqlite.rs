@@ -141,6 +141,20 @@ async fn one<T: serde::de::DeserializeOwned>(
         .ok_or_else(|| StoreError::not_found(entity, id))
 }
 
+async fn file_in(
+    conn: &mut SqliteConnection,
+    principal: Principal,
+    id: Uuid,
+) -> StoreResult<TechFile> {
+    one(
+        conn,
+        sql::doc_by_id(D, principal, Table::Files, id),
+        "tech file",
+        id,
+    )
+    .await
+}
+
 fn tuples<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>>(
     rows: &[sqlx::sqlite::SqliteRow],
 ) -> StoreResult<Vec<T>> {
@@ -305,13 +319,7 @@ impl TechFileStore for SqliteStore {
         }
         let id = Uuid::now_v7();
         insert_file(&mut tx, id, id, 1, None, &file, principal.user_id(), None).await?;
-        let created = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let created = file_in(&mut tx, principal, id).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -372,13 +380,7 @@ impl TechFileStore for SqliteStore {
         if bound(q).execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("tech file", id));
         }
-        let file = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let file = file_in(&mut tx, principal, id).await?;
         tx.commit().await?;
         Ok(file)
     }
@@ -391,13 +393,7 @@ impl TechFileStore for SqliteStore {
     ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.write_tx().await?;
-        let current: TechFile = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let current: TechFile = file_in(&mut tx, principal, id).await?;
         let row = completed_row(&current, &changes)?;
         sqlx::query(
             "UPDATE tech_files SET view_type = ?2, file_category = ?3, file_url = ?4, content_sha256 = ?5, \
@@ -425,13 +421,7 @@ impl TechFileStore for SqliteStore {
         .bind(&row.error_message)
         .execute(&mut *tx)
         .await?;
-        let file = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let file = file_in(&mut tx, principal, id).await?;
         tx.commit().await?;
         Ok(file)
     }
@@ -445,13 +435,7 @@ impl TechFileStore for SqliteStore {
         if bound(q).execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("tech file", id));
         }
-        let file = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let file = file_in(&mut tx, principal, id).await?;
         tx.commit().await?;
         Ok(file)
     }
@@ -464,13 +448,7 @@ impl TechFileStore for SqliteStore {
     ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.write_tx().await?;
-        let parent: TechFile = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, id),
-            "tech file",
-            id,
-        )
-        .await?;
+        let parent: TechFile = file_in(&mut tx, principal, id).await?;
         if let Some(key) = &changes.idempotency_key {
             let existing: Vec<TechFile> = docs(
                 &mut tx,
@@ -498,13 +476,7 @@ impl TechFileStore for SqliteStore {
             changes.change_description.as_deref(),
         )
         .await?;
-        let file = one(
-            &mut tx,
-            sql::doc_by_id(D, principal, Table::Files, new_id),
-            "tech file",
-            new_id,
-        )
-        .await?;
+        let file = file_in(&mut tx, principal, new_id).await?;
         tx.commit().await?;
         Ok(file)
     }
@@ -591,13 +563,7 @@ impl TechFileStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let collection = collection_in(&mut tx, principal, collection_id).await?;
         for item in &items {
-            let file: TechFile = one(
-                &mut tx,
-                sql::doc_by_id(D, principal, Table::Files, item.tech_file_id),
-                "tech file",
-                item.tech_file_id,
-            )
-            .await?;
+            let file: TechFile = file_in(&mut tx, principal, item.tech_file_id).await?;
             if file.user_id != collection.user_id {
                 return Err(StoreError::not_found("tech file", item.tech_file_id));
             }
