@@ -322,7 +322,14 @@ impl Pipeline {
             .latest_files_by_slot(principal, request.product_idea_id)
             .await?;
         let initial_total = views.len() * (2 + options.closeups_per_view);
+        let (completions, completion_queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(record_completions(
+            self.store.clone(),
+            principal,
+            completion_queue,
+        ));
         let shared = Arc::new(Shared {
+            completions,
             store: self.store.clone(),
             blobs: self.blobs.clone(),
             provider: self.provider.clone(),
@@ -642,18 +649,77 @@ struct Shared {
     progress: Option<ProgressSender>,
     tally: Mutex<Tally>,
     started: Instant,
+    completions: tokio::sync::mpsc::UnboundedSender<Completion>,
+}
+
+/// A finished step's row, waiting to be recorded by [`record_completions`].
+struct Completion {
+    id: Uuid,
+    changes: FileChanges,
+    reply: tokio::sync::oneshot::Sender<Result<TechFile, techpack_store::StoreError>>,
+}
+
+/// Records finished steps in batches: the completions that queue while one batch is written go
+/// into the next, so steps that finish together share one transaction (one turn at SQLite's
+/// writer lock, one update of the collection's totals row on PostgreSQL) instead of queueing
+/// behind each other one commit at a time. Ends when the run drops its sender.
+async fn record_completions(
+    store: Arc<dyn TechFileStore>,
+    principal: Principal,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Completion>,
+) {
+    const MAX_BATCH: usize = 64;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
+        }
+        if batch.len() > 1 {
+            let items = batch
+                .iter()
+                .map(|completion| (completion.id, completion.changes.clone()))
+                .collect();
+            if let Ok(files) = store.complete_tech_files(principal, items).await {
+                for (completion, file) in batch.into_iter().zip(files) {
+                    let _ = completion.reply.send(Ok(file));
+                }
+                continue;
+            }
+            // One bad completion must not sink the others: record each on its own, which also
+            // gives each its own error.
+        }
+        for completion in batch {
+            let result = store
+                .complete_tech_file(principal, completion.id, completion.changes)
+                .await;
+            let _ = completion.reply.send(result);
+        }
+    }
 }
 
 /// The work of one step.
 enum StepWork {
-    Analysis,
+    Analysis {
+        /// Where the analysis goes as soon as the provider returns it.
+        ready: tokio::sync::mpsc::UnboundedSender<AnalysisReady>,
+    },
     Closeup {
         analysis: Arc<Analysis>,
         shot: CloseupShot,
+        gate: AnalysisGate,
     },
     Sketch {
         analysis: Arc<Analysis>,
+        gate: AnalysisGate,
     },
+}
+
+impl StepWork {
+    fn is_analysis(&self) -> bool {
+        matches!(self, StepWork::Analysis { .. })
+    }
 }
 
 enum Output {
@@ -669,12 +735,25 @@ struct StepDone {
     view: Arc<ViewState>,
 }
 
+/// Whether a view's analysis row is recorded: `None` while it is being written, then the
+/// outcome. Its close-ups and sketch are generated while the row is written, and wait on this
+/// only to record their own rows, so a file never completes before the analysis it came from.
+type AnalysisGate = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
+
+/// An analysis the provider has just returned, before its row is recorded.
+struct AnalysisReady {
+    view: Arc<ViewState>,
+    analysis: Arc<Analysis>,
+    gate: AnalysisGate,
+}
+
 /// Runs the graph: analyses first, each view's close-ups and sketch as soon as its analysis
-/// is done, all under the shared concurrency limit.
+/// is generated, all under the shared concurrency limit.
 async fn run_graph(
     shared: &Arc<Shared>,
     views: &[Arc<ViewState>],
 ) -> PipelineResult<Vec<StepReport>> {
+    let (ready_sender, mut ready) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks: JoinSet<PipelineResult<StepDone>> = JoinSet::new();
     for view in views {
         let step = StepId {
@@ -685,45 +764,39 @@ async fn run_graph(
             shared.clone(),
             view.clone(),
             step,
-            StepWork::Analysis,
+            StepWork::Analysis {
+                ready: ready_sender.clone(),
+            },
         ));
     }
+    drop(ready_sender);
     let planned = shared.options.closeups_per_view;
+    let mut started_dependents = std::collections::HashSet::new();
     let mut reports = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let done = joined.map_err(|error| PipelineError::Task(error.to_string()))??;
-        if matches!(done.report.step.kind, StepKind::Analysis) {
+    loop {
+        // Biased towards `ready`: an analysis task sends its analysis before it finishes, so
+        // its dependents are always started before its own result is looked at.
+        let done = tokio::select! {
+            biased;
+            Some(event) = ready.recv() => {
+                started_dependents.insert(event.view.index);
+                spawn_dependents(shared, &mut tasks, &event.view, &event.analysis, event.gate).await;
+                continue;
+            }
+            joined = tasks.join_next() => match joined {
+                Some(joined) => joined.map_err(|error| PipelineError::Task(error.to_string()))??,
+                None => break,
+            },
+        };
+        if matches!(done.report.step.kind, StepKind::Analysis)
+            && started_dependents.insert(done.view.index)
+        {
             let view = done.view.clone();
             match &done.analysis {
+                // Reused from a cache: the row is already recorded.
                 Some(analysis) => {
-                    let shots = shared.provider.plan_closeups(analysis, planned);
-                    shared.replan(planned, shots.len()).await;
-                    for (index, shot) in shots.into_iter().enumerate() {
-                        let step = StepId {
-                            view: view.input.view.clone(),
-                            kind: StepKind::Closeup {
-                                index,
-                                shot: Some(shot.name.clone()),
-                            },
-                        };
-                        let work = StepWork::Closeup {
-                            analysis: analysis.clone(),
-                            shot,
-                        };
-                        tasks.spawn(run_step(shared.clone(), view.clone(), step, work));
-                    }
-                    let step = StepId {
-                        view: view.input.view.clone(),
-                        kind: StepKind::Sketch,
-                    };
-                    tasks.spawn(run_step(
-                        shared.clone(),
-                        view.clone(),
-                        step,
-                        StepWork::Sketch {
-                            analysis: analysis.clone(),
-                        },
-                    ));
+                    let (_, gate) = tokio::sync::watch::channel(Some(Ok(())));
+                    spawn_dependents(shared, &mut tasks, &view, analysis, gate).await;
                 }
                 None => {
                     let reason = format!("not attempted: the {} analysis failed", view.input.view);
@@ -757,6 +830,43 @@ async fn run_graph(
         reports.push(done.report);
     }
     Ok(reports)
+}
+
+/// Starts a view's close-ups and sketch from its analysis.
+async fn spawn_dependents(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<PipelineResult<StepDone>>,
+    view: &Arc<ViewState>,
+    analysis: &Arc<Analysis>,
+    gate: AnalysisGate,
+) {
+    let planned = shared.options.closeups_per_view;
+    let shots = shared.provider.plan_closeups(analysis, planned);
+    shared.replan(planned, shots.len()).await;
+    for (index, shot) in shots.into_iter().enumerate() {
+        let step = StepId {
+            view: view.input.view.clone(),
+            kind: StepKind::Closeup {
+                index,
+                shot: Some(shot.name.clone()),
+            },
+        };
+        let work = StepWork::Closeup {
+            analysis: analysis.clone(),
+            shot,
+            gate: gate.clone(),
+        };
+        tasks.spawn(run_step(shared.clone(), view.clone(), step, work));
+    }
+    let step = StepId {
+        view: view.input.view.clone(),
+        kind: StepKind::Sketch,
+    };
+    let work = StepWork::Sketch {
+        analysis: analysis.clone(),
+        gate,
+    };
+    tasks.spawn(run_step(shared.clone(), view.clone(), step, work));
 }
 
 async fn run_step(
@@ -794,7 +904,7 @@ async fn run_step(
     }
 
     // 1b. Legacy cache, for analyses only (the seed's functions kept only analyses there).
-    if matches!(work, StepWork::Analysis)
+    if work.is_analysis()
         && !shared.options.force
         && let Some(legacy) = shared
             .store
@@ -828,10 +938,7 @@ async fn run_step(
                 status: Some(FileStatus::Completed),
                 ..FileChanges::default()
             };
-            shared
-                .store
-                .complete_tech_file(shared.principal, row.id, changes)
-                .await?
+            shared.complete(row.id, changes).await?
         };
         if let Some(done) = shared
             .reuse(
@@ -907,11 +1014,30 @@ async fn run_step(
         return Ok(done);
     }
 
+    // An analysis goes to its dependents at once: they are generated while its row is
+    // recorded, which keeps that write off the pack's critical path.
+    let mut gate_sender = None;
+    if let (Ok(Output::Analysis(generated)), StepWork::Analysis { ready }) = (&result, &work) {
+        let (sender, gate) = tokio::sync::watch::channel(None);
+        let _ = ready.send(AnalysisReady {
+            view: view.clone(),
+            analysis: Arc::new(generated.output.clone()),
+            gate,
+        });
+        gate_sender = Some(sender);
+    }
+
     // 4. Store the outputs and complete the row, or record the failure.
     let stored = match result {
-        Ok(output) => shared.store_output(&view, &step, &row, output).await,
+        Ok(output) => match analysis_recorded(&work).await {
+            Ok(()) => shared.store_output(&view, &step, &row, output).await,
+            Err(message) => Err(message),
+        },
         Err(error) => Err(error.to_string()),
     };
+    if let Some(sender) = gate_sender {
+        let _ = sender.send(Some(stored.as_ref().map(|_| ()).map_err(Clone::clone)));
+    }
     let elapsed_ms = generation_started.elapsed().as_millis() as u64;
     match stored {
         Ok((file, analysis)) => {
@@ -951,10 +1077,7 @@ async fn run_step(
                 generation_batch_id: Some(shared.batch_id),
                 ..FileChanges::default()
             };
-            let file = shared
-                .store
-                .complete_tech_file(shared.principal, row.id, changes)
-                .await?;
+            let file = shared.complete(row.id, changes).await?;
             let counts = shared.count_failure().await?;
             shared.emit(ProgressEvent::StepFailed {
                 step: step.clone(),
@@ -978,6 +1101,27 @@ async fn run_step(
     }
 }
 
+/// Waits until the analysis a close-up or sketch was made from is recorded; an `Err` is the
+/// step's failure message when it could not be.
+async fn analysis_recorded(work: &StepWork) -> Result<(), String> {
+    let (StepWork::Closeup { gate, .. } | StepWork::Sketch { gate, .. }) = work else {
+        return Ok(());
+    };
+    let mut gate = gate.clone();
+    match gate.wait_for(Option::is_some).await {
+        Ok(outcome) => match outcome.as_ref() {
+            Some(Err(error)) => Err(format!(
+                "not recorded: the analysis it was made from could not be recorded ({error})"
+            )),
+            _ => Ok(()),
+        },
+        Err(_) => Err(
+            "not recorded: the run stopped before the analysis it was made from was recorded"
+                .into(),
+        ),
+    }
+}
+
 fn corrupt_json(error: serde_json::Error) -> PipelineError {
     PipelineError::Corrupt(format!("serialising an output to JSON: {error}"))
 }
@@ -994,12 +1138,12 @@ async fn generate_with_retries(
     loop {
         attempt += 1;
         let result = match work {
-            StepWork::Analysis => provider.analyze(photo).await.map(Output::Analysis),
-            StepWork::Closeup { analysis, shot } => provider
+            StepWork::Analysis { .. } => provider.analyze(photo).await.map(Output::Analysis),
+            StepWork::Closeup { analysis, shot, .. } => provider
                 .closeup(photo, analysis, shot)
                 .await
                 .map(Output::Closeup),
-            StepWork::Sketch { analysis } => {
+            StepWork::Sketch { analysis, .. } => {
                 provider.sketch(photo, analysis).await.map(Output::Sketch)
             }
         };
@@ -1021,6 +1165,18 @@ async fn generate_with_retries(
 }
 
 impl Shared {
+    /// Completes a step's row through the batching recorder.
+    async fn complete(&self, id: Uuid, changes: FileChanges) -> PipelineResult<TechFile> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.completions
+            .send(Completion { id, changes, reply })
+            .map_err(|_| PipelineError::Task("the completion recorder stopped".into()))?;
+        let file = answer
+            .await
+            .map_err(|_| PipelineError::Task("the completion recorder stopped".into()))??;
+        Ok(file)
+    }
+
     fn emit(&self, event: ProgressEvent) {
         if let Some(sender) = &self.progress {
             // A reader that went away must not stop the run.
@@ -1135,7 +1291,7 @@ impl Shared {
         step_started: Instant,
     ) -> PipelineResult<Option<StepDone>> {
         let analysis = match work {
-            StepWork::Analysis => match parse_analysis(&file.analysis_data) {
+            StepWork::Analysis { .. } => match parse_analysis(&file.analysis_data) {
                 Some(analysis) => Some(Arc::new(analysis)),
                 None => return Ok(None),
             },
@@ -1321,8 +1477,7 @@ impl Shared {
             ..FileChanges::default()
         };
         let file = self
-            .store
-            .complete_tech_file(self.principal, row.id, changes)
+            .complete(row.id, changes)
             .await
             .map_err(|error| format!("recording the output: {error}"))?;
         Ok((file, analysis))

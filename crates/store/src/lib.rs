@@ -88,6 +88,14 @@ pub trait TechFileStore: Send + Sync + 'static {
         id: Uuid,
         changes: FileChanges,
     ) -> StoreResult<TechFile>;
+    /// Completes several files in one transaction, all or none, returned in the order given.
+    /// For a caller that finishes many steps at once: one commit (and on a single-writer
+    /// database, one turn at the lock) instead of one per file.
+    async fn complete_tech_files(
+        &self,
+        principal: Principal,
+        completions: Vec<(Uuid, FileChanges)>,
+    ) -> StoreResult<Vec<TechFile>>;
     /// Soft-deletes a file: status `archived`, history kept.
     async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile>;
     /// Creates the next version of the file whose latest version is `id`; the superseded
@@ -420,4 +428,10 @@ fn report_from_tuples(
             })
             .collect(),
     })
+}
+
+/// `files` arranged in the order their ids have in `ids`.
+fn in_order(ids: &[Uuid], mut files: Vec<TechFile>) -> Vec<TechFile> {
+    files.sort_by_key(|file| ids.iter().position(|id| *id == file.id));
+    files
 }

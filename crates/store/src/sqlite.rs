@@ -35,6 +35,10 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for every write transaction. SQLite takes one writer at a time; queueing
+    /// writers here, fairly and without sleeping, avoids its busy handler, which backs off in
+    /// steps of up to 100 ms while another connection of this process holds the lock.
+    write_pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -62,18 +66,28 @@ impl SqliteStore {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true);
+        let open_error = |error: sqlx::Error| {
+            StoreError::Config(format!(
+                "cannot open SQLite database {}: {error}",
+                path.display()
+            ))
+        };
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 8 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|error| {
-                StoreError::Config(format!(
-                    "cannot open SQLite database {}: {error}",
-                    path.display()
-                ))
-            })?;
-        Ok(Self { pool })
+            .map_err(open_error)?;
+        let write_pool = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(open_error)?
+        };
+        Ok(Self { pool, write_pool })
     }
 
     /// The connection pool, for tests that inspect the database directly.
@@ -82,7 +96,7 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.write_pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     async fn docs<T: serde::de::DeserializeOwned>(&self, query: Query) -> StoreResult<Vec<T>> {
@@ -393,37 +407,26 @@ impl TechFileStore for SqliteStore {
     ) -> StoreResult<TechFile> {
         changes.validate()?;
         let mut tx = self.write_tx().await?;
-        let current: TechFile = file_in(&mut tx, principal, id).await?;
-        let row = completed_row(&current, &changes)?;
-        sqlx::query(
-            "UPDATE tech_files SET view_type = ?2, file_category = ?3, file_url = ?4, content_sha256 = ?5, \
-             content_size = ?6, mime_type = ?7, analysis_data = ?8, metadata = ?9, ai_model = ?10, \
-             generation_prompt = ?11, generation_batch_id = ?12, idempotency_key = ?13, credits_used = ?14, \
-             confidence_score = ?15, quality_score = ?16, status = ?17, error_message = ?18 WHERE id = ?1",
-        )
-        .bind(id.to_string())
-        .bind(&row.view_type)
-        .bind(&row.file_category)
-        .bind(&row.file_url)
-        .bind(&row.content_sha256)
-        .bind(row.content_size)
-        .bind(&row.mime_type)
-        .bind(row.analysis_data.to_string())
-        .bind(row.metadata.to_string())
-        .bind(&row.ai_model)
-        .bind(&row.generation_prompt)
-        .bind(text(row.generation_batch_id))
-        .bind(&row.idempotency_key)
-        .bind(row.credits_used)
-        .bind(row.confidence_score)
-        .bind(row.quality_score)
-        .bind(row.status.as_str())
-        .bind(&row.error_message)
-        .execute(&mut *tx)
-        .await?;
-        let file = file_in(&mut tx, principal, id).await?;
+        let file = complete_in(&mut tx, principal, id, &changes).await?;
         tx.commit().await?;
         Ok(file)
+    }
+
+    async fn complete_tech_files(
+        &self,
+        principal: Principal,
+        completions: Vec<(Uuid, FileChanges)>,
+    ) -> StoreResult<Vec<TechFile>> {
+        for (_, changes) in &completions {
+            changes.validate()?;
+        }
+        let mut tx = self.write_tx().await?;
+        let mut done = Vec::with_capacity(completions.len());
+        for (id, changes) in &completions {
+            done.push(complete_in(&mut tx, principal, *id, changes).await?);
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {
@@ -859,4 +862,42 @@ pub(crate) fn migration_infos_for(migrator: &Migrator, applied: &[i64]) -> Vec<M
 
 fn migration_infos(applied: &[i64]) -> Vec<MigrationInfo> {
     migration_infos_for(&MIGRATOR, applied)
+}
+
+/// Fills in one processing (or failed) file inside the caller's transaction.
+async fn complete_in(
+    tx: &mut SqliteConnection,
+    principal: Principal,
+    id: Uuid,
+    changes: &FileChanges,
+) -> StoreResult<TechFile> {
+    let current: TechFile = file_in(&mut *tx, principal, id).await?;
+    let row = completed_row(&current, changes)?;
+    sqlx::query(
+        "UPDATE tech_files SET view_type = ?2, file_category = ?3, file_url = ?4, content_sha256 = ?5, \
+         content_size = ?6, mime_type = ?7, analysis_data = ?8, metadata = ?9, ai_model = ?10, \
+         generation_prompt = ?11, generation_batch_id = ?12, idempotency_key = ?13, credits_used = ?14, \
+         confidence_score = ?15, quality_score = ?16, status = ?17, error_message = ?18 WHERE id = ?1",
+    )
+    .bind(id.to_string())
+    .bind(&row.view_type)
+    .bind(&row.file_category)
+    .bind(&row.file_url)
+    .bind(&row.content_sha256)
+    .bind(row.content_size)
+    .bind(&row.mime_type)
+    .bind(row.analysis_data.to_string())
+    .bind(row.metadata.to_string())
+    .bind(&row.ai_model)
+    .bind(&row.generation_prompt)
+    .bind(text(row.generation_batch_id))
+    .bind(&row.idempotency_key)
+    .bind(row.credits_used)
+    .bind(row.confidence_score)
+    .bind(row.quality_score)
+    .bind(row.status.as_str())
+    .bind(&row.error_message)
+    .execute(&mut *tx)
+    .await?;
+    file_in(&mut *tx, principal, id).await
 }

@@ -66,6 +66,7 @@ conformance!(
     idempotency_key_returns_the_first_row,
     lists_latest_files_with_filters_and_keyset_pages,
     updates_status_completes_in_place_and_archives,
+    completes_a_batch_in_one_transaction_all_or_none,
     versions_keep_history_and_snapshots,
     versioning_a_superseded_version_is_a_conflict,
     restores_an_earlier_version_as_a_new_one,
@@ -312,6 +313,130 @@ async fn lists_latest_files_with_filters_and_keyset_pages(store: Arc<dyn TechFil
         )
         .await;
     assert!(matches!(too_big, Err(StoreError::Invalid(ref e)) if e.field == "limit"));
+}
+
+async fn completes_a_batch_in_one_transaction_all_or_none(store: Arc<dyn TechFileStore>) {
+    let owner = user();
+    let me = Principal::User(owner);
+    let product = Uuid::new_v4();
+    let mut files = Vec::new();
+    for file_type in [FileType::Closeup, FileType::Sketch, FileType::Closeup] {
+        files.push(
+            store
+                .create_tech_file(me, new_file(owner, product, file_type))
+                .await
+                .unwrap(),
+        );
+    }
+    let collection = store
+        .create_tech_file_collection(
+            me,
+            NewCollection::new(owner, product, "batch", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    store
+        .add_files_to_collection(
+            me,
+            collection.id,
+            files
+                .iter()
+                .map(|file| CollectionItemInput {
+                    tech_file_id: file.id,
+                    display_order: None,
+                    section: None,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let done_with = |credits: i64| FileChanges {
+        file_url: Some(format!("{owner}/out/{credits}.png")),
+        credits_used: Some(credits),
+        ..Default::default()
+    };
+    // Given out of id order: the answer keeps the order given.
+    let done = store
+        .complete_tech_files(
+            me,
+            vec![(files[2].id, done_with(3)), (files[0].id, done_with(1))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done.iter()
+            .map(|f| (f.id, f.credits_used))
+            .collect::<Vec<_>>(),
+        vec![(files[2].id, 3), (files[0].id, 1)]
+    );
+    assert!(done.iter().all(|f| f.status == FileStatus::Completed));
+    assert_eq!(
+        store
+            .get_collection(me, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        4,
+        "the collection total follows a batch too"
+    );
+
+    // A batch with one file that is already completed changes nothing at all.
+    let refused = store
+        .complete_tech_files(
+            me,
+            vec![(files[1].id, done_with(5)), (files[0].id, done_with(7))],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+    let untouched = store.get_tech_file_by_id(me, files[1].id).await.unwrap();
+    assert_eq!(untouched.status, FileStatus::Processing);
+    assert_eq!(untouched.credits_used, 0);
+    assert_eq!(
+        store
+            .get_tech_file_by_id(me, files[0].id)
+            .await
+            .unwrap()
+            .credits_used,
+        1
+    );
+    // Invalid input is refused before anything is written.
+    let invalid = store
+        .complete_tech_files(
+            me,
+            vec![(
+                files[1].id,
+                FileChanges {
+                    credits_used: Some(-1),
+                    ..Default::default()
+                },
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(invalid, StoreError::Invalid(_)), "{invalid}");
+    // Another user's file is not found, and the batch writes nothing.
+    let stranger = Principal::User(user());
+    let hidden = store
+        .complete_tech_files(stranger, vec![(files[1].id, done_with(2))])
+        .await
+        .unwrap_err();
+    assert!(matches!(hidden, StoreError::NotFound { .. }), "{hidden}");
+    assert_eq!(
+        store
+            .get_tech_file_by_id(me, files[1].id)
+            .await
+            .unwrap()
+            .status,
+        FileStatus::Processing
+    );
+    assert!(
+        store
+            .complete_tech_files(me, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn updates_status_completes_in_place_and_archives(store: Arc<dyn TechFileStore>) {
