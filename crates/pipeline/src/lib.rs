@@ -10,6 +10,7 @@
 //! `revision_vision_analysis` table); changed ones get new versions of their files.
 //! [`ProgressEvent`]s report every step as it starts and ends.
 
+mod batch;
 mod error;
 mod legacy;
 mod pack;

@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::batch::Batcher;
 use crate::error::{PipelineError, PipelineResult};
 use crate::progress::{ProgressCounts, ProgressEvent, ProgressSender, StepId, StepKind};
 use crate::request::{
@@ -322,14 +323,30 @@ impl Pipeline {
             .latest_files_by_slot(principal, request.product_idea_id)
             .await?;
         let initial_total = views.len() * (2 + options.closeups_per_view);
-        let (completions, completion_queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(record_completions(
-            self.store.clone(),
-            principal,
-            completion_queue,
-        ));
+        let completions = Batcher::spawn({
+            let store = self.store.clone();
+            move |items| {
+                let store = store.clone();
+                async move { store.complete_tech_files(principal, items).await }
+            }
+        });
+        let collection_adds = Batcher::spawn({
+            let store = self.store.clone();
+            let collection_id = collection.id;
+            move |items: Vec<CollectionItemInput>| {
+                let store = store.clone();
+                async move {
+                    let added = items.len();
+                    store
+                        .add_files_to_collection(principal, collection_id, items)
+                        .await
+                        .map(|_| vec![(); added])
+                }
+            }
+        });
         let shared = Arc::new(Shared {
             completions,
+            collection_adds,
             store: self.store.clone(),
             blobs: self.blobs.clone(),
             provider: self.provider.clone(),
@@ -649,54 +666,10 @@ struct Shared {
     progress: Option<ProgressSender>,
     tally: Mutex<Tally>,
     started: Instant,
-    completions: tokio::sync::mpsc::UnboundedSender<Completion>,
-}
-
-/// A finished step's row, waiting to be recorded by [`record_completions`].
-struct Completion {
-    id: Uuid,
-    changes: FileChanges,
-    reply: tokio::sync::oneshot::Sender<Result<TechFile, techpack_store::StoreError>>,
-}
-
-/// Records finished steps in batches: the completions that queue while one batch is written go
-/// into the next, so steps that finish together share one transaction (one turn at SQLite's
-/// writer lock, one update of the collection's totals row on PostgreSQL) instead of queueing
-/// behind each other one commit at a time. Ends when the run drops its sender.
-async fn record_completions(
-    store: Arc<dyn TechFileStore>,
-    principal: Principal,
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<Completion>,
-) {
-    const MAX_BATCH: usize = 64;
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH
-            && let Ok(next) = queue.try_recv()
-        {
-            batch.push(next);
-        }
-        if batch.len() > 1 {
-            let items = batch
-                .iter()
-                .map(|completion| (completion.id, completion.changes.clone()))
-                .collect();
-            if let Ok(files) = store.complete_tech_files(principal, items).await {
-                for (completion, file) in batch.into_iter().zip(files) {
-                    let _ = completion.reply.send(Ok(file));
-                }
-                continue;
-            }
-            // One bad completion must not sink the others: record each on its own, which also
-            // gives each its own error.
-        }
-        for completion in batch {
-            let result = store
-                .complete_tech_file(principal, completion.id, completion.changes)
-                .await;
-            let _ = completion.reply.send(result);
-        }
-    }
+    /// Completes step rows in batches.
+    completions: Batcher<(Uuid, FileChanges), TechFile>,
+    /// Adds files to the run's collection in batches.
+    collection_adds: Batcher<CollectionItemInput, ()>,
 }
 
 /// The work of one step.
@@ -1165,16 +1138,9 @@ async fn generate_with_retries(
 }
 
 impl Shared {
-    /// Completes a step's row through the batching recorder.
+    /// Completes a step's row, in a batch with the other steps finishing now.
     async fn complete(&self, id: Uuid, changes: FileChanges) -> PipelineResult<TechFile> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.completions
-            .send(Completion { id, changes, reply })
-            .map_err(|_| PipelineError::Task("the completion recorder stopped".into()))?;
-        let file = answer
-            .await
-            .map_err(|_| PipelineError::Task("the completion recorder stopped".into()))??;
-        Ok(file)
+        self.completions.submit((id, changes)).await
     }
 
     fn emit(&self, event: ProgressEvent) {
@@ -1261,10 +1227,7 @@ impl Shared {
     ) -> PipelineResult<()> {
         let mut item = self.section(view, step);
         item.tech_file_id = file.id;
-        self.store
-            .add_files_to_collection(self.principal, self.collection_id, vec![item])
-            .await?;
-        Ok(())
+        self.collection_adds.submit(item).await
     }
 
     fn step_metadata(&self, view: &ViewState, step: &StepId) -> Value {
