@@ -26,6 +26,8 @@ pub use request::{
     MAX_CLOSEUPS_PER_VIEW, RetryPolicy, StepOrigin, StepReport, TechPackOptions, TechPackRequest,
     TechPackResult, ViewInput,
 };
+pub use tokio_util::sync::CancellationToken;
+
 pub use run::{
     DEFAULT_COLLECTION_NAME, LEGACY_LINK_FIELD, Pipeline, SECTION_BASE_VIEWS, SECTION_CLOSEUPS,
     SECTION_MANIFEST, SECTION_SKETCHES,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use techpack_model::{CollectionStatus, ProductCategory, TechFile};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::progress::StepId;
@@ -59,6 +60,13 @@ pub struct TechPackOptions {
     pub legacy_dual_write: bool,
     /// Retries of retryable provider errors.
     pub retry: RetryPolicy,
+    /// The generation batch of the run. A durable job gives its own, so that an attempt that
+    /// resumes after a crash continues the same collection even under `force`; when no
+    /// collection has it yet, the run's new collection gets it. `None`: a fresh batch.
+    pub batch_id: Option<Uuid>,
+    /// Stops the run at the next step boundary when cancelled: steps in flight finish and are
+    /// recorded, steps not yet started are recorded as cancelled (failed, not charged).
+    pub stop: Option<CancellationToken>,
 }
 
 impl Default for TechPackOptions {
@@ -70,6 +78,8 @@ impl Default for TechPackOptions {
             force: false,
             legacy_dual_write: true,
             retry: RetryPolicy::default(),
+            batch_id: None,
+            stop: None,
         }
     }
 }
@@ -108,6 +118,8 @@ pub enum StepOrigin {
     Failed,
     /// Not attempted because the view's analysis failed.
     Blocked,
+    /// Not attempted because the run was stopped (cancelled, interrupted or shutting down).
+    Cancelled,
 }
 
 /// One step of a run and what came of it.
@@ -174,7 +186,11 @@ impl TechPackResult {
 
     /// The steps that failed (blocked ones included).
     pub fn failed_steps(&self) -> impl Iterator<Item = &StepReport> {
-        self.steps()
-            .filter(|step| matches!(step.origin, StepOrigin::Failed | StepOrigin::Blocked))
+        self.steps().filter(|step| {
+            matches!(
+                step.origin,
+                StepOrigin::Failed | StepOrigin::Blocked | StepOrigin::Cancelled
+            )
+        })
     }
 }

@@ -276,6 +276,7 @@ impl Pipeline {
                         request.product_idea_id,
                         &pack_key,
                         options.force,
+                        options.batch_id,
                     )
                     .await?
                 {
@@ -294,7 +295,8 @@ impl Pipeline {
                             request.category,
                             self.provider.name()
                         ));
-                        new.generation_batch_id = Some(Uuid::now_v7());
+                        new.generation_batch_id =
+                            Some(options.batch_id.unwrap_or_else(Uuid::now_v7));
                         new.metadata = json!({
                             "pack_key": pack_key,
                             "provider": self.provider.name(),
@@ -430,7 +432,7 @@ impl Pipeline {
         };
         for report in reports {
             let list = match (&report.origin, &report.step.kind) {
-                (StepOrigin::Blocked, _) => &mut result.blocked,
+                (StepOrigin::Blocked | StepOrigin::Cancelled, _) => &mut result.blocked,
                 (_, StepKind::Analysis) => &mut result.base_views,
                 (_, StepKind::Closeup { .. }) => &mut result.closeups,
                 (_, StepKind::Sketch) => &mut result.sketches,
@@ -455,21 +457,31 @@ impl Pipeline {
         Ok(result)
     }
 
-    /// The newest tech-pack collection of the product made from the same inputs, unless forced.
+    /// The collection of the run's own batch (an earlier attempt of the same job), else the
+    /// newest tech-pack collection of the product made from the same inputs, unless forced.
     async fn find_pack_collection(
         &self,
         principal: Principal,
         product: Uuid,
         pack_key: &str,
         force: bool,
+        batch_id: Option<Uuid>,
     ) -> PipelineResult<Option<Collection>> {
-        if force {
-            return Ok(None);
-        }
         let collections = self
             .store
             .list_collections(principal, Some(product))
             .await?;
+        if let Some(batch_id) = batch_id
+            && let Some(own) = collections.iter().find(|collection| {
+                collection.collection_type == CollectionType::TechPackV2
+                    && collection.generation_batch_id == Some(batch_id)
+            })
+        {
+            return Ok(Some(own.clone()));
+        }
+        if force {
+            return Ok(None);
+        }
         Ok(collections.into_iter().find(|collection| {
             collection.collection_type == CollectionType::TechPackV2
                 && collection.metadata["pack_key"].as_str() == Some(pack_key)
@@ -772,7 +784,17 @@ async fn run_graph(
                     spawn_dependents(shared, &mut tasks, &view, analysis, gate).await;
                 }
                 None => {
-                    let reason = format!("not attempted: the {} analysis failed", view.input.view);
+                    let (origin, reason) = if done.report.origin == StepOrigin::Cancelled {
+                        (
+                            StepOrigin::Cancelled,
+                            "cancelled: the run stopped before this step ran".to_owned(),
+                        )
+                    } else {
+                        (
+                            StepOrigin::Blocked,
+                            format!("not attempted: the {} analysis failed", view.input.view),
+                        )
+                    };
                     let blocked = (0..planned)
                         .map(|index| StepKind::Closeup { index, shot: None })
                         .chain([StepKind::Sketch]);
@@ -789,7 +811,7 @@ async fn run_graph(
                         });
                         reports.push(StepReport {
                             step,
-                            origin: StepOrigin::Blocked,
+                            origin,
                             file: None,
                             credits: 0,
                             elapsed_ms: 0,
@@ -858,10 +880,11 @@ async fn run_step(
     let existing = shared.existing.get(&key);
 
     // 1. Cache: the slot's latest completed file from the same inputs.
+    // Under `force`, only what this very batch made counts (an earlier attempt of its job).
     if let Some(file) = existing
         && file.status == FileStatus::Completed
-        && !shared.options.force
         && cache_key_of(file) == Some(view.cache_key.as_str())
+        && (!shared.options.force || file.generation_batch_id == Some(shared.batch_id))
         && let Some(done) = shared
             .reuse(
                 &view,
@@ -928,6 +951,12 @@ async fn run_step(
         }
     }
 
+    // A stopped run starts no new step; a step whose inputs are cached above still counts,
+    // since it costs nothing.
+    if shared.stopped() {
+        return shared.cancel_step(&view, step, existing).await;
+    }
+
     // 2 and 3 at once: the row this step fills is written while the provider works, since
     // the call does not need it; on a single-writer database this keeps the row writes of a
     // whole wave of steps off the critical path.
@@ -944,17 +973,19 @@ async fn run_step(
     let generation_started = Instant::now();
     let generation = async {
         // Generate under a concurrency permit, with retries.
-        let _permit = shared
-            .semaphore
-            .acquire()
-            .await
-            .map_err(|error| PipelineError::Task(error.to_string()))?;
+        let permit = tokio::select! {
+            permit = shared.semaphore.acquire() => Some(permit.map_err(|error| PipelineError::Task(error.to_string()))?),
+            _ = shared.stop_requested() => None,
+        };
+        let Some(_permit) = permit else {
+            return Ok::<_, PipelineError>(None);
+        };
         let counts = shared.tally.lock().await.counts(shared.started);
         shared.emit(ProgressEvent::StepStarted {
             step: step.clone(),
             counts,
         });
-        Ok::<_, PipelineError>(
+        Ok(Some(
             generate_with_retries(
                 shared.provider.as_ref(),
                 &photo,
@@ -962,14 +993,17 @@ async fn run_step(
                 shared.options.retry,
             )
             .await,
-        )
+        ))
     };
     let (row, generated) = tokio::join!(
         shared.acquire_row(&view, &step, existing, shot_name),
         generation
     );
     let row = row?;
-    let (result, attempts) = generated?;
+    let Some((result, attempts)) = generated? else {
+        // Stopped while waiting for a provider slot: the call was never made.
+        return shared.cancel_step(&view, step, Some(&row)).await;
+    };
     if row.status == FileStatus::Completed
         && let Some(done) = shared
             .reuse(
@@ -1138,6 +1172,67 @@ async fn generate_with_retries(
 }
 
 impl Shared {
+    fn stopped(&self) -> bool {
+        self.options
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.is_cancelled())
+    }
+
+    /// Resolves when the run is asked to stop; never, for a run without a stop token.
+    async fn stop_requested(&self) {
+        match &self.options.stop {
+            Some(stop) => stop.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Records a step the run stopped before it ran: its unfinished row (when it has one)
+    /// becomes failed with the reason, not charged, so `--retry-failed` or a resumed job
+    /// redoes it and nothing stays `processing`.
+    async fn cancel_step(
+        &self,
+        view: &Arc<ViewState>,
+        step: StepId,
+        row: Option<&TechFile>,
+    ) -> PipelineResult<StepDone> {
+        let reason = "cancelled: the run stopped before this step ran".to_owned();
+        let file = match row {
+            Some(row)
+                if row.status == FileStatus::Processing
+                    && row.generation_batch_id == Some(self.batch_id) =>
+            {
+                let changes = FileChanges {
+                    status: Some(FileStatus::Failed),
+                    error_message: Some(reason.clone()),
+                    credits_used: Some(0),
+                    ..FileChanges::default()
+                };
+                Some(self.complete(row.id, changes).await?)
+            }
+            _ => None,
+        };
+        let counts = self.count_failure().await?;
+        self.emit(ProgressEvent::StepFailed {
+            step: step.clone(),
+            error: reason.clone(),
+            counts,
+        });
+        Ok(StepDone {
+            report: StepReport {
+                step,
+                origin: StepOrigin::Cancelled,
+                file,
+                credits: 0,
+                elapsed_ms: 0,
+                attempts: 0,
+                error: Some(reason),
+            },
+            analysis: None,
+            view: view.clone(),
+        })
+    }
+
     /// Completes a step's row, in a batch with the other steps finishing now.
     async fn complete(&self, id: Uuid, changes: FileChanges) -> PipelineResult<TechFile> {
         self.completions.submit((id, changes)).await
@@ -1567,7 +1662,7 @@ impl Shared {
         let summary = json!({
             "status": status.as_str(),
             "files": reports.iter().filter(|r| r.file.is_some()).count(),
-            "failed": reports.iter().filter(|r| matches!(r.origin, StepOrigin::Failed | StepOrigin::Blocked)).count(),
+            "failed": reports.iter().filter(|r| matches!(r.origin, StepOrigin::Failed | StepOrigin::Blocked | StepOrigin::Cancelled)).count(),
             "total_credits": total_credits,
         });
         let metadata = json!({ "slot": slot, "collection_id": self.collection_id });

@@ -156,6 +156,8 @@ on_both_backends!(
     a_rerun_after_an_interruption_reuses_finished_steps,
     a_legacy_analysis_is_a_cache_hit,
     legacy_import_is_idempotent_and_skips_our_mirrors,
+    a_stopped_run_finishes_steps_in_flight_and_records_the_rest_as_cancelled,
+    a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
 );
 
 async fn generate(
@@ -665,6 +667,118 @@ async fn a_rerun_after_an_interruption_reuses_finished_steps(h: Harness) {
         .await
         .unwrap();
     assert_eq!((stats.total_credits_used, stats.total_files), (8, 9));
+}
+
+async fn a_stopped_run_finishes_steps_in_flight_and_records_the_rest_as_cancelled(h: Harness) {
+    let provider = Arc::new(TestProvider::with_latency(Duration::from_millis(40)));
+    let stop = techpack_pipeline::CancellationToken::new();
+    let mut request = h.request(&[("front", 1), ("back", 2)], 2);
+    request.options.concurrency = 1;
+    request.options.stop = Some(stop.clone());
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let pipeline = h.pipeline(&provider);
+    let run = tokio::spawn(async move { pipeline.generate(request, Some(sender)).await });
+    loop {
+        if let ProgressEvent::StepFinished { .. } = receiver.recv().await.unwrap() {
+            stop.cancel();
+            break;
+        }
+    }
+    let result = run.await.unwrap().unwrap();
+    let cancelled: Vec<_> = result
+        .steps()
+        .filter(|step| step.origin == StepOrigin::Cancelled)
+        .collect();
+    assert!(!cancelled.is_empty(), "{result:#?}");
+    assert!(
+        cancelled.iter().all(
+            |step| step.credits == 0 && step.error.as_deref().unwrap().starts_with("cancelled")
+        )
+    );
+    let generated = result
+        .steps()
+        .filter(|step| step.origin == StepOrigin::Generated)
+        .count();
+    assert!(generated >= 1);
+    assert_eq!(result.status, CollectionStatus::Partial);
+    assert_eq!(result.credits_used, generated as i64);
+    let rows = h.all_versions().await;
+    assert!(
+        rows.iter()
+            .all(|file| file.status != FileStatus::Processing),
+        "a stopped run leaves nothing processing"
+    );
+    assert!(rows.iter().any(|file| {
+        file.status == FileStatus::Failed
+            && file
+                .error_message
+                .as_deref()
+                .is_some_and(|e| e.starts_with("cancelled"))
+            || file.status == FileStatus::Completed
+    }));
+
+    // The same command again finishes the pack and charges only what it makes now.
+    provider.reset_calls();
+    let (again, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 2)).await;
+    assert_eq!(again.collection_id, result.collection_id);
+    assert_eq!(again.status, CollectionStatus::Completed);
+    assert_eq!(
+        again.credits_used as usize,
+        provider.total_calls(),
+        "one credit per call made now"
+    );
+    assert_eq!(again.credits_used as usize + generated, 8);
+    assert_eq!(again.collection_credits, 8);
+}
+
+async fn a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    let (first, _) = generate(&h, &provider, h.request(&[("front", 1)], 2)).await;
+    assert_eq!(first.status, CollectionStatus::Completed);
+
+    // A forced run in a job's batch is interrupted: its sketch hangs.
+    let batch = Uuid::now_v7();
+    let forced = |h: &Harness| {
+        let mut request = h.request(&[("front", 1)], 2);
+        request.options.force = true;
+        request.options.batch_id = Some(batch);
+        request
+    };
+    provider.hang("front:sketch");
+    provider.reset_calls();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let pipeline = h.pipeline(&provider);
+    let request = forced(&h);
+    let run = tokio::spawn(async move { pipeline.generate(request, Some(sender)).await });
+    loop {
+        if receiver.recv().await.unwrap().counts().done == 3 {
+            break;
+        }
+    }
+    run.abort();
+    let _ = run.await;
+
+    // The job's next attempt: same batch, still forced. It continues the batch's collection
+    // and redoes only the sketch, where a plain forced run would redo everything.
+    provider.heal();
+    provider.reset_calls();
+    let (resumed, _) = generate(&h, &provider, forced(&h)).await;
+    assert_eq!(provider.total_calls(), 1, "only the unfinished sketch");
+    assert_eq!(resumed.batch_id, batch);
+    assert_ne!(resumed.collection_id, first.collection_id);
+    assert_eq!(resumed.status, CollectionStatus::Completed);
+    assert!(
+        resumed
+            .steps()
+            .all(|step| step.file.as_ref().unwrap().version == 2),
+        "forced: every file is a new version of the first run's"
+    );
+    let collections = h
+        .store
+        .list_collections(h.principal(), Some(h.product))
+        .await
+        .unwrap();
+    assert_eq!(collections.len(), 2, "one collection per batch");
 }
 
 async fn a_legacy_analysis_is_a_cache_hit(h: Harness) {
