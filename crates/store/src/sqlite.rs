@@ -20,6 +20,7 @@ use techpack_model::{
 };
 use uuid::Uuid;
 
+use crate::jobs::Fence;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
@@ -35,6 +36,8 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Set on a store made by `fenced`: every write transaction first checks this lease.
+    fence: Option<Fence>,
 }
 
 impl SqliteStore {
@@ -73,7 +76,15 @@ impl SqliteStore {
                     path.display()
                 ))
             })?;
-        Ok(Self { pool })
+        Ok(Self { pool, fence: None })
+    }
+
+    /// The same store (pool) with every write transaction fenced by `fence`.
+    pub(crate) fn with_fence(&self, fence: Fence) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            fence: Some(fence),
+        }
     }
 
     /// The connection pool, for tests that inspect the database directly.
@@ -82,7 +93,21 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        self.write_tx_with(self.fence.as_ref()).await
+    }
+
+    /// A write transaction holding the single writer lock; with a fence, it first checks that
+    /// the job still runs under the lease and fails with `LeaseLost` otherwise. No other
+    /// writer can move the lease until this transaction ends.
+    pub(crate) async fn write_tx_with(
+        &self,
+        fence: Option<&Fence>,
+    ) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(fence) = fence {
+            crate::jobs::sqlite::check_fence(&mut tx, fence).await?;
+        }
+        Ok(tx)
     }
 
     async fn docs<T: serde::de::DeserializeOwned>(&self, query: Query) -> StoreResult<Vec<T>> {
