@@ -48,6 +48,11 @@ enum Command {
     Sketch(commands::photo::SketchArgs),
     /// Make a complete tech pack from product photos (analyses, close-ups, sketches).
     Generate(commands::generate::GenerateArgs),
+    /// Generation jobs: list, show, cancel.
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
+    /// Run queued generation jobs until stopped (start several, on any machines).
+    Worker(commands::worker::WorkerArgs),
     /// Read back a tech pack (by collection or product) or export it to a folder.
     #[command(subcommand)]
     Pack(commands::pack::PackCommand),
@@ -93,6 +98,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Closeups(args) => commands::photo::closeups(&context, args).await,
         Command::Sketch(args) => commands::photo::sketch(&context, args).await,
         Command::Generate(args) => commands::generate::run(&context, args).await,
+        Command::Jobs(command) => commands::jobs::run(&context, command).await,
+        Command::Worker(args) => commands::worker::run(&context, args).await,
         Command::Pack(command) => commands::pack::run(&context, command).await,
         Command::Legacy(command) => commands::legacy::run(&context, command).await,
     }

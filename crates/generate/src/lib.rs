@@ -22,7 +22,7 @@ pub use analysis::{
     Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource,
 };
 pub use error::GenerateError;
-pub use select::{ProviderKind, ProviderSetupError, build_provider};
+pub use select::{ProviderKind, ProviderSetupError, build_provider, build_provider_named};
 
 /// One view of a product: the photo's bytes and what it shows.
 #[derive(Debug, Clone)]

@@ -28,6 +28,22 @@ pub enum ProviderSetupError {
     OpenAi(#[from] OpenAiConfigError),
 }
 
+impl ProviderKind {
+    /// The provider's name, as `--provider` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for ProviderKind {
     type Err = ProviderSetupError;
 
@@ -38,6 +54,11 @@ impl FromStr for ProviderKind {
             other => Err(ProviderSetupError::Unknown(other.to_owned())),
         }
     }
+}
+
+/// Builds the provider called `name` (a job records its provider by name).
+pub fn build_provider_named(name: &str) -> Result<Arc<dyn Provider>, ProviderSetupError> {
+    build_provider(name.parse()?)
 }
 
 /// Builds the named provider with its default options (OpenAI: from the environment).

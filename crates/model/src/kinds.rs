@@ -62,6 +62,9 @@ macro_rules! string_enum {
     };
 }
 
+// Other modules (jobs) declare their enum-like columns the same way.
+pub(crate) use string_enum;
+
 string_enum!(
     /// What a tech file holds.
     FileType, "file_type" {

@@ -4,6 +4,7 @@
 mod collection;
 mod file;
 mod ids;
+mod job;
 mod kinds;
 mod principal;
 mod report;
@@ -17,6 +18,11 @@ pub use file::{
     FileChanges, FileCursor, FileFilter, FilePage, NewTechFile, TechFile, TechFileVersion,
 };
 pub use ids::{LOCAL_USER_ID, product_id_from_name, revision_id_from_name};
+pub use job::{
+    ClaimOptions, DEFAULT_MAX_ATTEMPTS, Job, JobFilter, JobLease, JobOutcome, JobState,
+    MAX_JOB_ATTEMPTS, MAX_JOB_DELAY, MAX_JOB_KIND_CHARS, MAX_JOB_LEASE, NewJob, TECH_PACK_JOB_KIND,
+    check_lease, clip_job_error,
+};
 pub use kinds::{
     CollectionStatus, CollectionType, FileStatus, FileType, ProductCategory, UnknownVariant,
 };

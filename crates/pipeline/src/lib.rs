@@ -12,6 +12,7 @@
 
 mod batch;
 mod error;
+pub mod jobs;
 mod legacy;
 mod pack;
 mod progress;

@@ -530,7 +530,7 @@ impl Pipeline {
     }
 }
 
-fn validate(request: &TechPackRequest) -> PipelineResult<()> {
+pub(crate) fn validate(request: &TechPackRequest) -> PipelineResult<()> {
     let invalid = |message: String| Err(PipelineError::InvalidRequest(message));
     if request.views.is_empty() {
         return invalid("a tech pack needs at least one view with a photo".into());

@@ -39,6 +39,11 @@ pub enum StoreError {
     /// A stored document did not decode: the row and this build disagree.
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// A write of a job's run whose lease is no longer this worker's: another worker claimed
+    /// the job (the lease expired), or the job was finished, given back or cancelled. The run
+    /// must stop; its writes are refused so two workers never write one job's files.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
 }
 
 impl StoreError {
@@ -54,6 +59,7 @@ impl StoreError {
             StoreError::Database(_) => "database_error",
             StoreError::Migration(_) => "migration_error",
             StoreError::Corrupt(_) => "corrupt_data",
+            StoreError::LeaseLost(_) => "lease_lost",
         }
     }
 

@@ -5,6 +5,7 @@
 //! security enforces isolation; on SQLite every statement is scoped to the caller.
 
 mod error;
+mod jobs;
 mod legacy;
 mod postgres;
 mod rows;
@@ -29,15 +30,17 @@ use techpack_model::{
 use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
+pub use jobs::{JOBS_CHANNEL, JobStore};
 pub use legacy::{LegacyAnalysis, NewLegacyAnalysis};
 pub use postgres::PostgresStore;
 pub use schema::{Backend, MigrationInfo, SchemaReport};
 pub use sqlite::SqliteStore;
 pub use url::DatabaseTarget;
 
-/// The store of tech files, versions and collections. Both backends pass one conformance suite.
+/// The store of tech files, versions and collections, and (through [`JobStore`]) of durable
+/// generation jobs. Both backends pass one conformance suite.
 #[async_trait]
-pub trait TechFileStore: Send + Sync + 'static {
+pub trait TechFileStore: JobStore + Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
 

@@ -17,6 +17,8 @@ use techpack_model::{
 };
 use uuid::Uuid;
 
+use crate::jobs::Fence;
+use crate::jobs::postgres::JobListener;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
@@ -31,6 +33,10 @@ const D: Dialect = Dialect::Postgres;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Set on a store made by `fenced`: every write transaction first checks this lease.
+    fence: Option<Fence>,
+    /// The LISTEN connection of `wait_for_jobs`, made on first use and shared by clones.
+    listener: JobListener,
 }
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -46,7 +52,25 @@ impl PostgresStore {
             .map_err(|error| {
                 StoreError::Config(format!("cannot connect to PostgreSQL: {error}"))
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            fence: None,
+            listener: JobListener::default(),
+        })
+    }
+
+    /// The same store (pool and listener) with every write transaction fenced by `fence`.
+    pub(crate) fn with_fence(&self, fence: Fence) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            fence: Some(fence),
+            listener: self.listener.clone(),
+        }
+    }
+
+    /// The LISTEN connection `wait_for_jobs` reuses.
+    pub(crate) fn job_listener(&self) -> &JobListener {
+        &self.listener
     }
 
     /// The connection pool, for tests that inspect the database directly.
@@ -54,10 +78,25 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Begins a transaction acting as `principal`: role and claims are transaction-local, so a
-    /// pooled connection never carries them into the next caller's transaction.
+    /// Begins a transaction acting as `principal`, checking the store's lease fence first when
+    /// it has one (every write goes through here).
     async fn begin(&self, principal: Principal) -> StoreResult<Tx> {
+        self.begin_with(principal, self.fence.as_ref()).await
+    }
+
+    /// Begins a transaction acting as `principal`: role and claims are transaction-local, so a
+    /// pooled connection never carries them into the next caller's transaction. With a fence,
+    /// the job row is locked and checked first (as service_role, so RLS on the job row does not
+    /// depend on who acts) and the transaction fails with `LeaseLost` when the lease is gone.
+    pub(crate) async fn begin_with(
+        &self,
+        principal: Principal,
+        fence: Option<&Fence>,
+    ) -> StoreResult<Tx> {
         let mut tx = self.pool.begin().await?;
+        if let Some(fence) = fence {
+            crate::jobs::postgres::hold_fence(&mut tx, fence).await?;
+        }
         let (role, claims, sub) = match principal {
             Principal::User(id) => (
                 "authenticated",
@@ -87,7 +126,8 @@ impl PostgresStore {
         principal: Principal,
         query: Query,
     ) -> StoreResult<Vec<T>> {
-        let mut tx = self.begin(principal).await?;
+        // Reads need no fence: only writes could clash with another worker's run.
+        let mut tx = self.begin_with(principal, None).await?;
         let found = docs(&mut tx, query).await?;
         tx.commit().await?;
         Ok(found)

@@ -46,6 +46,7 @@ pub(crate) const TABLES: &[&str] = &[
     "tech_file_collections",
     "tech_file_collection_items",
     "revision_vision_analysis",
+    "generation_jobs",
 ];
 
 pub(crate) const INDEXES: &[&str] = &[
@@ -69,6 +70,9 @@ pub(crate) const INDEXES: &[&str] = &[
     "tech_file_collection_items_order_idx",
     "revision_vision_analysis_lookup_idx",
     "revision_vision_analysis_user_id_idx",
+    "generation_jobs_claim_idx",
+    "generation_jobs_user_running_idx",
+    "generation_jobs_user_created_idx",
 ];
 
 pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
@@ -79,6 +83,8 @@ pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
     "tech_file_collections_touch_updated_at",
     "tech_file_collection_items_after_change",
     "revision_vision_analysis_touch_updated_at",
+    "generation_jobs_touch_updated_at",
+    "generation_jobs_notify",
 ];
 
 pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
@@ -91,6 +97,7 @@ pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
     "tech_file_collection_items_after_delete",
     "tech_file_collections_touch_updated_at",
     "revision_vision_analysis_touch_updated_at",
+    "generation_jobs_touch_updated_at",
 ];
 
 pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
@@ -102,6 +109,7 @@ pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
     "tech_file_collection_items_after_change",
     "tech_files_after_credits_change",
     "create_tech_file_version",
+    "generation_jobs_notify",
 ];
 
 pub(crate) const SQLITE_VIEWS: &[&str] = &[
@@ -110,6 +118,7 @@ pub(crate) const SQLITE_VIEWS: &[&str] = &[
     "tech_file_collections_doc",
     "tech_file_collection_items_doc",
     "revision_vision_analysis_doc",
+    "generation_jobs_doc",
 ];
 
 pub(crate) const POSTGRES_POLICIES: &[&str] = &[
@@ -128,6 +137,9 @@ pub(crate) const POSTGRES_POLICIES: &[&str] = &[
     "revision_vision_analysis_select_own",
     "revision_vision_analysis_insert_own",
     "revision_vision_analysis_update_own",
+    "generation_jobs_select_own",
+    "generation_jobs_insert_own",
+    "generation_jobs_update_own",
 ];
 
 /// Compares what exists with what must, kind by kind.

@@ -20,6 +20,7 @@ use techpack_model::{
 };
 use uuid::Uuid;
 
+use crate::jobs::Fence;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     /// writers here, fairly and without sleeping, avoids its busy handler, which backs off in
     /// steps of up to 100 ms while another connection of this process holds the lock.
     write_pool: SqlitePool,
+    /// Set on a store made by `fenced`: every write transaction first checks this lease.
+    fence: Option<Fence>,
 }
 
 impl SqliteStore {
@@ -87,7 +90,20 @@ impl SqliteStore {
                 .await
                 .map_err(open_error)?
         };
-        Ok(Self { pool, write_pool })
+        Ok(Self {
+            pool,
+            write_pool,
+            fence: None,
+        })
+    }
+
+    /// The same store (pools) with every write transaction fenced by `fence`.
+    pub(crate) fn with_fence(&self, fence: Fence) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            write_pool: self.write_pool.clone(),
+            fence: Some(fence),
+        }
     }
 
     /// The connection pool, for tests that inspect the database directly.
@@ -96,7 +112,21 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.write_pool.begin_with("BEGIN IMMEDIATE").await?)
+        self.write_tx_with(self.fence.as_ref()).await
+    }
+
+    /// A write transaction holding the single writer lock; with a fence, it first checks that
+    /// the job still runs under the lease and fails with `LeaseLost` otherwise. No other
+    /// writer can move the lease until this transaction ends.
+    pub(crate) async fn write_tx_with(
+        &self,
+        fence: Option<&Fence>,
+    ) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        let mut tx = self.write_pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(fence) = fence {
+            crate::jobs::sqlite::check_fence(&mut tx, fence).await?;
+        }
+        Ok(tx)
     }
 
     async fn docs<T: serde::de::DeserializeOwned>(&self, query: Query) -> StoreResult<Vec<T>> {

@@ -1,5 +1,7 @@
 //! `techpack generate`: make a complete tech pack from product photos, with a progress bar on
-//! a terminal and plain lines otherwise.
+//! a terminal and plain lines otherwise. The pack is queued as a durable job and, unless
+//! `--detach`, run at once in this process; a crash leaves the job for a `techpack worker`
+//! to resume.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,12 +12,17 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use techpack_blobs::{BlobStore, BlobStoreOptions};
-use techpack_generate::{ProviderKind, build_provider};
-use techpack_model::{CollectionStatus, ProductCategory};
+use techpack_generate::{ProviderKind, build_provider, build_provider_named};
+use techpack_model::{ClaimOptions, CollectionStatus, JobState, ProductCategory};
+use techpack_pipeline::jobs::{
+    JobControl, JobEnvironment, JobRunEnd, default_worker_id, enqueue_retry_failed,
+    enqueue_tech_pack, run_claimed_job,
+};
 use techpack_pipeline::{
-    Pipeline, ProgressEvent, StepOrigin, TechPackOptions, TechPackRequest, TechPackResult,
+    CancellationToken, ProgressEvent, StepOrigin, TechPackOptions, TechPackRequest, TechPackResult,
     ViewInput,
 };
+use techpack_store::TechFileStore;
 use uuid::Uuid;
 
 use crate::context::Context;
@@ -62,15 +69,30 @@ pub struct GenerateArgs {
     /// Do not mirror analyses into the legacy `revision_vision_analysis` table.
     #[arg(long)]
     no_legacy_write: bool,
+    /// Only queue the job and print its id: a `techpack worker` runs it.
+    #[arg(long)]
+    detach: bool,
+    /// How long this process holds the job without a heartbeat before a worker may take it
+    /// over (after a crash), in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        env = "TECHPACK_JOB_LEASE_SECS"
+    )]
+    lease_secs: f64,
 }
 
 /// Runs `techpack generate`.
 pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
+    let lease = lease_period(args.lease_secs)?;
     let store = context.store().await?;
     let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())
         .with_context(|| format!("opening the blob storage {}", context.storage_url))?;
-    let provider = build_provider(args.provider).context("setting up the provider")?;
-    let pipeline = Pipeline::new(store, blobs, provider);
+    if !args.detach {
+        // Fail before queueing when this process cannot run the job (e.g. no API key).
+        build_provider(args.provider).context("setting up the provider")?;
+    }
     let options = TechPackOptions {
         collection_name: args.collection_name.clone(),
         closeups_per_view: args.closeups,
@@ -79,40 +101,179 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
         legacy_dual_write: !args.no_legacy_write,
         ..TechPackOptions::default()
     };
+    let provider = args.provider.as_str();
+    let job = match args.retry_failed {
+        Some(collection) => {
+            enqueue_retry_failed(
+                store.as_ref(),
+                context.user_id,
+                collection,
+                &options,
+                provider,
+            )
+            .await?
+        }
+        None => {
+            let request = build_request(context, &args, options)?;
+            enqueue_tech_pack(store.as_ref(), &blobs, &request, provider).await?
+        }
+    };
+    if args.detach {
+        if context.json {
+            return print_json(&job);
+        }
+        println!("{}", job.id);
+        eprintln!(
+            "queued job {}: `techpack worker` runs it; `techpack jobs show {}` follows it",
+            job.id, job.id
+        );
+        return Ok(());
+    }
 
+    let claim = ClaimOptions {
+        worker_id: default_worker_id(),
+        lease,
+        per_user_cap: u32::MAX,
+        only_job: Some(job.id),
+    };
+    let Some((job, lease)) = store.claim_job(context.principal(), &claim).await? else {
+        // A worker was faster: follow it there.
+        return follow(context, store.as_ref(), job.id).await;
+    };
+    let environment = JobEnvironment {
+        store: store.clone(),
+        blobs,
+        providers: Arc::new(|name: &str| build_provider_named(name).map_err(|e| e.to_string())),
+    };
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let reporter = tokio::spawn(report_progress(receiver, std::io::stderr().is_terminal()));
-    let work = async {
-        match args.retry_failed {
-            Some(collection) => {
-                pipeline
-                    .retry_failed(context.user_id, collection, options, Some(sender))
-                    .await
-            }
-            None => {
-                let request = build_request(context, &args, options)?;
-                pipeline.generate(request, Some(sender)).await
-            }
-        }
-        .map_err(anyhow::Error::from)
+    let interrupt = CancellationToken::new();
+    let control = JobControl {
+        progress: Some(sender),
+        interrupt: interrupt.clone(),
+        shutdown: CancellationToken::new(),
     };
-    let result = tokio::select! {
-        result = work => result,
+    let job_id = job.id;
+    let run = run_claimed_job(&environment, job, lease, control);
+    tokio::pin!(run);
+    let run = tokio::select! {
+        run = &mut run => run,
         _ = tokio::signal::ctrl_c() => {
-            // Dropping the run stops its steps; what finished is stored and will be reused.
-            Err(anyhow::anyhow!(
-                "interrupted: finished steps are saved; run the same command again to finish the pack without redoing them"
-            ))
+            eprintln!("stopping after the steps in flight; press Ctrl-C again to quit at once");
+            interrupt.cancel();
+            tokio::select! {
+                run = &mut run => run,
+                _ = tokio::signal::ctrl_c() => {
+                    // Asking to cancel keeps a worker from resuming the job once its lease
+                    // expires; what finished is stored and reused by the next run.
+                    let _ = store.cancel_job(context.principal(), job_id).await;
+                    bail!("interrupted: finished steps are saved; run the same command again to finish the pack without redoing them");
+                }
+            }
         }
     };
-    // The sender is gone with the run, so the reporter ends once it has drained the events.
+    // The run's progress sender is gone with it, so the reporter ends once it has drained.
     let _ = reporter.await;
-    let result = result?;
-    if context.json {
-        return print_json(&result);
+    let job = match run.end {
+        JobRunEnd::Ended(job) => *job,
+        JobRunEnd::LeaseLost => bail!(
+            "job {job_id}: this process stalled past its lease and a worker took the job over; `techpack jobs show {job_id}` follows it"
+        ),
+    };
+    match (job.state, run.result) {
+        (JobState::Succeeded | JobState::Partial, Some(result)) => {
+            if context.json {
+                let mut value = serde_json::to_value(&result)?;
+                value["job_id"] = serde_json::json!(job.id);
+                return print_json(&value);
+            }
+            print_summary(&result);
+            println!("  techpack jobs show {}", job.id);
+            Ok(())
+        }
+        (JobState::Cancelled, _) => bail!(
+            "{}",
+            job.last_error
+                .unwrap_or_else(|| format!("job {} was cancelled", job.id))
+        ),
+        (JobState::Queued, _) => bail!(
+            "the run failed: {}; job {} is queued for attempt {} of {} (from {}): `techpack worker --exit-when-idle` runs it, `techpack jobs cancel {}` drops it",
+            job.last_error.as_deref().unwrap_or("unknown error"),
+            job.id,
+            job.attempts + 1,
+            job.max_attempts,
+            job.run_after.format("%H:%M:%S UTC"),
+            job.id
+        ),
+        (state, _) => bail!(
+            "job {} {state}: {}",
+            job.id,
+            job.last_error.as_deref().unwrap_or("unknown error")
+        ),
     }
-    print_summary(&result);
-    Ok(())
+}
+
+fn lease_period(seconds: f64) -> anyhow::Result<Duration> {
+    if !seconds.is_finite() || !(0.1..=86_400.0).contains(&seconds) {
+        bail!("--lease-secs must be between 0.1 and 86400 (got {seconds})");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Follows a job another process runs, printing its progress, until it ends.
+async fn follow(context: &Context, store: &dyn TechFileStore, job_id: Uuid) -> anyhow::Result<()> {
+    eprintln!(
+        "job {job_id} is running in a worker; following it (Ctrl-C stops following, not the job)"
+    );
+    let mut shown = serde_json::Value::Null;
+    loop {
+        let job = store.get_job(context.principal(), job_id).await?;
+        if job.progress != shown {
+            let p = &job.progress;
+            if p.get("total").is_some() {
+                eprintln!(
+                    "[{:>3}/{:<3}] {} credit(s), {}%",
+                    p["done"].as_u64().unwrap_or(0) + p["failed"].as_u64().unwrap_or(0),
+                    p["total"].as_u64().unwrap_or(0),
+                    p["credits_used"].as_i64().unwrap_or(0),
+                    p["percentage"].as_i64().unwrap_or(0)
+                );
+            }
+            shown = job.progress.clone();
+        }
+        if job.state.is_terminal() {
+            if context.json {
+                return print_json(&job);
+            }
+            println!("job {} {}", job.id, job.state);
+            if let Some(result) = &job.result {
+                println!(
+                    "tech pack {}: {}% complete, {} credit(s) this run",
+                    result["collection_id"].as_str().unwrap_or("?"),
+                    result["completion_percentage"],
+                    result["credits_used"]
+                );
+                println!(
+                    "  techpack pack show {}",
+                    result["collection_id"].as_str().unwrap_or("?")
+                );
+            }
+            if let Some(error) = &job.last_error {
+                println!("  {error}");
+            }
+            return match job.state {
+                JobState::Succeeded | JobState::Partial => Ok(()),
+                state => bail!("job {} {state}", job.id),
+            };
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopped following; job {job_id} goes on (`techpack jobs show {job_id}`)");
+                return Ok(());
+            }
+        }
+    }
 }
 
 fn build_request(

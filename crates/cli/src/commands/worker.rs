@@ -1,0 +1,132 @@
+//! `techpack worker`: run queued generation jobs until stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use techpack_generate::build_provider_named;
+use techpack_pipeline::CancellationToken;
+use techpack_pipeline::jobs::{JobEnvironment, WorkerOptions, default_worker_id, run_worker};
+
+use crate::context::Context;
+use crate::output::print_json;
+
+/// Arguments of `techpack worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs this worker runs at once.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Jobs one user may have running at once, across every worker on the database.
+    #[arg(long, default_value_t = 2)]
+    per_user_cap: u32,
+    /// Seconds a job stays this worker's without a heartbeat; after a crash, other workers
+    /// take its jobs over this long after the last heartbeat.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        env = "TECHPACK_JOB_LEASE_SECS"
+    )]
+    lease_secs: f64,
+    /// Seconds between looks at the queue when no notification comes (PostgreSQL notifies
+    /// workers of new jobs at once; SQLite is polled).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    poll_secs: f64,
+    /// Exit once nothing runs and nothing can be claimed, instead of waiting for more jobs.
+    #[arg(long)]
+    exit_when_idle: bool,
+    /// The name recorded on the jobs this worker holds (default: host:pid).
+    #[arg(long)]
+    worker_id: Option<String>,
+}
+
+/// Runs `techpack worker` until SIGTERM or Ctrl-C (or, with `--exit-when-idle`, an empty queue).
+pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
+    let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
+        if !value.is_finite() || !(0.01..=86_400.0).contains(&value) {
+            bail!("{flag} must be between 0.01 and 86400 seconds (got {value})");
+        }
+        Ok(Duration::from_secs_f64(value))
+    };
+    let options = WorkerOptions {
+        worker_id: args.worker_id.unwrap_or_else(default_worker_id),
+        concurrency: args.concurrency,
+        per_user_cap: args.per_user_cap,
+        lease: seconds(args.lease_secs, "--lease-secs")?,
+        poll: seconds(args.poll_secs, "--poll-secs")?,
+        exit_when_idle: args.exit_when_idle,
+    };
+    let environment = JobEnvironment {
+        store: context.store().await?,
+        blobs: context.blob_store()?,
+        providers: Arc::new(|name: &str| build_provider_named(name).map_err(|e| e.to_string())),
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signals(shutdown.clone()));
+    let (events, mut event_queue) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(event) = event_queue.recv().await {
+            eprintln!("{event}");
+        }
+    });
+    eprintln!(
+        "worker {} running up to {} job(s), {} per user (SIGTERM or Ctrl-C stops it after the steps in flight)",
+        options.worker_id, options.concurrency, options.per_user_cap
+    );
+    let report = run_worker(environment, options, shutdown, Some(events))
+        .await
+        .context("running the worker")?;
+    let _ = printer.await;
+    if context.json {
+        return print_json(&serde_json::json!({
+            "claimed": report.claimed,
+            "ended": report.ended,
+            "lost": report.lost,
+        }));
+    }
+    let ended: Vec<String> = report
+        .ended
+        .iter()
+        .map(|(state, count)| format!("{count} {state}"))
+        .collect();
+    println!(
+        "worker stopped: {} job(s) claimed; {}{}",
+        report.claimed,
+        if ended.is_empty() {
+            "none ended".to_owned()
+        } else {
+            ended.join(", ")
+        },
+        if report.lost > 0 {
+            format!("; {} taken over by other workers", report.lost)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// SIGTERM (a deploy, `kill`) and Ctrl-C both stop the worker gracefully.
+async fn stop_on_signals(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!(
+        "stopping: no new jobs; the jobs in hand stop after their steps in flight and go back to the queue"
+    );
+    shutdown.cancel();
+}

@@ -1,0 +1,278 @@
+//! What a generation job asks for, as stored in `generation_jobs.request`, and how a request
+//! becomes a job. The photos are stored as blobs before the job is queued, so any worker on
+//! any machine can run it from the job row alone.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use techpack_blobs::BlobStore;
+use techpack_model::{CollectionType, Job, NewJob, Principal, ProductCategory};
+use techpack_store::TechFileStore;
+use uuid::Uuid;
+
+use crate::error::{PipelineError, PipelineResult};
+use crate::request::{TechPackOptions, TechPackRequest, ViewInput};
+
+/// The version of [`JobRequest`]'s shape; a worker refuses shapes it does not know.
+pub const JOB_REQUEST_SCHEMA: &str = "techpack.job/1";
+
+/// A generation job's request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Always [`JOB_REQUEST_SCHEMA`].
+    pub schema: String,
+    /// The provider to run with, by name (`local`, `openai`); the worker configures it.
+    pub provider: String,
+    /// The run's generation batch: every attempt of the job continues it.
+    pub batch_id: Uuid,
+    /// Provider calls in flight at once.
+    pub concurrency: usize,
+    /// Mirror analyses into the legacy table.
+    pub legacy_dual_write: bool,
+    /// What to do.
+    pub work: JobWork,
+}
+
+/// The work of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobWork {
+    /// Make (or finish, or reuse) a tech pack: `techpack generate`.
+    Generate {
+        /// The product category.
+        category: ProductCategory,
+        /// The view whose photo is the primary image.
+        primary_view: Option<String>,
+        /// The collection's name.
+        collection_name: Option<String>,
+        /// Close-ups per view.
+        closeups_per_view: usize,
+        /// Regenerate everything as new versions.
+        force: bool,
+        /// The views, their photos already stored.
+        views: Vec<JobView>,
+    },
+    /// Redo the failed steps of a pack: `techpack generate --retry-failed`.
+    RetryFailed {
+        /// The pack's collection.
+        collection_id: Uuid,
+    },
+}
+
+/// A view of a job, with its photo as a stored blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The view name.
+    pub view: String,
+    /// The revision the view's files belong to.
+    pub revision_id: Uuid,
+    /// The photo's blob key.
+    pub photo_key: String,
+    /// The photo's SHA-256, checked when a worker reads it back.
+    pub photo_sha256: String,
+    /// The reference size, e.g. `height=70cm`.
+    pub reference: Option<String>,
+}
+
+impl JobRequest {
+    /// Reads a job's request; an unknown shape is an invalid request, not a crash.
+    pub fn from_job(job: &Job) -> PipelineResult<Self> {
+        let request: Self = serde_json::from_value(job.request.clone()).map_err(|error| {
+            PipelineError::InvalidRequest(format!(
+                "job {} has a request this build cannot read: {error}",
+                job.id
+            ))
+        })?;
+        if request.schema != JOB_REQUEST_SCHEMA {
+            return Err(PipelineError::InvalidRequest(format!(
+                "job {} has request schema `{}`; this build runs `{JOB_REQUEST_SCHEMA}`",
+                job.id, request.schema
+            )));
+        }
+        Ok(request)
+    }
+
+    /// The options of the run, from the request.
+    pub fn options(&self) -> TechPackOptions {
+        let (collection_name, closeups_per_view, force) = match &self.work {
+            JobWork::Generate {
+                collection_name,
+                closeups_per_view,
+                force,
+                ..
+            } => (collection_name.clone(), *closeups_per_view, *force),
+            JobWork::RetryFailed { .. } => {
+                (None, TechPackOptions::default().closeups_per_view, false)
+            }
+        };
+        TechPackOptions {
+            collection_name,
+            closeups_per_view,
+            concurrency: self.concurrency,
+            force,
+            legacy_dual_write: self.legacy_dual_write,
+            batch_id: Some(self.batch_id),
+            ..TechPackOptions::default()
+        }
+    }
+
+    /// The tech-pack request of a `Generate` job, its photos read back from the blob store.
+    pub async fn tech_pack_request(
+        &self,
+        job: &Job,
+        blobs: &BlobStore,
+    ) -> PipelineResult<Option<TechPackRequest>> {
+        let JobWork::Generate {
+            category,
+            primary_view,
+            views,
+            ..
+        } = &self.work
+        else {
+            return Ok(None);
+        };
+        let mut inputs = Vec::with_capacity(views.len());
+        for view in views {
+            let photo = blobs.get_bytes(&view.photo_key).await?;
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
+            if sha256 != view.photo_sha256 {
+                return Err(PipelineError::Corrupt(format!(
+                    "job {}: the stored photo of view `{}` does not match its hash",
+                    job.id, view.view
+                )));
+            }
+            inputs.push(ViewInput {
+                revision_id: view.revision_id,
+                view: view.view.clone(),
+                photo: Arc::from(photo.as_ref()),
+                reference: view.reference.clone(),
+            });
+        }
+        Ok(Some(TechPackRequest {
+            product_idea_id: job.product_idea_id,
+            user_id: job.user_id,
+            views: inputs,
+            category: *category,
+            primary_view: primary_view.clone(),
+            options: self.options(),
+        }))
+    }
+}
+
+/// Queues a tech pack as a job: checks the request, stores its photos, and writes the job row.
+/// `provider` names the provider the worker is to use.
+pub async fn enqueue_tech_pack(
+    store: &dyn TechFileStore,
+    blobs: &BlobStore,
+    request: &TechPackRequest,
+    provider: &str,
+) -> PipelineResult<Job> {
+    crate::run::validate(request)?;
+    let mut views = Vec::with_capacity(request.views.len());
+    for view in &request.views {
+        let blob = blobs
+            .put_bytes(request.user_id, Bytes::copy_from_slice(&view.photo))
+            .await
+            .map_err(|error| {
+                if error.is_caller_error() {
+                    PipelineError::InvalidRequest(format!(
+                        "the photo of view `{}`: {error}",
+                        view.view
+                    ))
+                } else {
+                    PipelineError::Blob(error)
+                }
+            })?;
+        views.push(JobView {
+            view: view.view.trim().to_owned(),
+            revision_id: view.revision_id,
+            photo_key: blob.key,
+            photo_sha256: blob.sha256,
+            reference: view.reference.clone(),
+        });
+    }
+    let options = &request.options;
+    let job_request = JobRequest {
+        schema: JOB_REQUEST_SCHEMA.into(),
+        provider: provider.into(),
+        batch_id: options.batch_id.unwrap_or_else(Uuid::now_v7),
+        concurrency: options.concurrency,
+        legacy_dual_write: options.legacy_dual_write,
+        work: JobWork::Generate {
+            category: request.category,
+            primary_view: request.primary_view.clone(),
+            collection_name: options.collection_name.clone(),
+            closeups_per_view: options.closeups_per_view,
+            force: options.force,
+            views,
+        },
+    };
+    enqueue(
+        store,
+        request.user_id,
+        request.product_idea_id,
+        None,
+        &job_request,
+    )
+    .await
+}
+
+/// Queues a retry of a pack's failed steps as a job, in the pack's own batch.
+pub async fn enqueue_retry_failed(
+    store: &dyn TechFileStore,
+    user_id: Uuid,
+    collection_id: Uuid,
+    options: &TechPackOptions,
+    provider: &str,
+) -> PipelineResult<Job> {
+    let collection = store
+        .get_collection(Principal::User(user_id), collection_id)
+        .await?;
+    if collection.collection_type != CollectionType::TechPackV2 {
+        return Err(PipelineError::InvalidRequest(format!(
+            "collection {collection_id} is a {}, not a tech pack made by `techpack generate`",
+            collection.collection_type
+        )));
+    }
+    let batch_id = collection.generation_batch_id.ok_or_else(|| {
+        PipelineError::Corrupt(format!(
+            "collection {collection_id} has no generation batch"
+        ))
+    })?;
+    if options.concurrency == 0 {
+        return Err(PipelineError::InvalidRequest(
+            "concurrency must be at least 1".into(),
+        ));
+    }
+    let job_request = JobRequest {
+        schema: JOB_REQUEST_SCHEMA.into(),
+        provider: provider.into(),
+        batch_id,
+        concurrency: options.concurrency,
+        legacy_dual_write: options.legacy_dual_write,
+        work: JobWork::RetryFailed { collection_id },
+    };
+    enqueue(
+        store,
+        user_id,
+        collection.product_idea_id,
+        Some(collection_id),
+        &job_request,
+    )
+    .await
+}
+
+async fn enqueue(
+    store: &dyn TechFileStore,
+    user_id: Uuid,
+    product_idea_id: Uuid,
+    collection_id: Option<Uuid>,
+    request: &JobRequest,
+) -> PipelineResult<Job> {
+    let value = serde_json::to_value(request)
+        .map_err(|error| PipelineError::Corrupt(format!("serialising a job request: {error}")))?;
+    let mut job = NewJob::tech_pack(user_id, product_idea_id, value);
+    job.collection_id = collection_id;
+    Ok(store.enqueue_job(Principal::User(user_id), job).await?)
+}
