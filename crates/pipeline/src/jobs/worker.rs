@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use techpack_model::{ClaimOptions, Job, JobState, Principal};
+use techpack_model::{ClaimOptions, Job, JobFilter, JobState, Principal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// How long to wait for a notification before looking for jobs again.
     pub poll: Duration,
-    /// Stop once nothing is running and nothing can be claimed (drain the queue and exit).
+    /// Stop once nothing runs here and no job is queued (drain the queue and exit).
     pub exit_when_idle: bool,
 }
 
@@ -196,7 +196,12 @@ pub async fn run_worker(
                 }
             }
         }
-        if options.exit_when_idle && running.is_empty() && !claimed_now && !claim_failed {
+        if options.exit_when_idle
+            && running.is_empty()
+            && !claimed_now
+            && !claim_failed
+            && queue_is_empty(&environment).await
+        {
             break;
         }
         let can_claim = running.len() < options.concurrency;
@@ -217,6 +222,20 @@ pub async fn run_worker(
         record(&mut report, &emit, joined);
     }
     Ok(report)
+}
+
+/// Whether no job waits in the queue. Jobs other workers hold are theirs; a job held back by
+/// the per-user cap is still queued, so a draining worker waits for it.
+async fn queue_is_empty(environment: &JobEnvironment) -> bool {
+    let filter = JobFilter {
+        state: Some(JobState::Queued),
+        product_idea_id: None,
+        limit: Some(1),
+    };
+    matches!(
+        environment.store.list_jobs(Principal::Service, &filter).await,
+        Ok(queued) if queued.is_empty()
+    )
 }
 
 fn record(
