@@ -630,6 +630,47 @@ async fn jobs_commands_list_and_refuse_what_they_cannot_do() {
         Some(2),
         "another user's job is not found"
     );
+    // A worker that cannot make the job's provider (no API key here) gives the job back for
+    // another worker, without counting the attempt.
+    let args = world.generate_args(LOCAL_USER_ID, "keyless", &["--detach", "--json"]);
+    let queued: Value = serde_json::from_slice(&world.run(&strs(&args)).stdout).unwrap();
+    let keyless = queued["id"].as_str().unwrap().parse::<Uuid>().unwrap();
+    let mut worker = world
+        .command(&["worker", "--poll-secs", "0.1"])
+        .env_remove("TECHPACK_OPENAI_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = world.store().await;
+    wait_for(
+        "the job to come back",
+        Duration::from_secs(20),
+        async || {
+            let job = store
+                .get_job(Principal::User(LOCAL_USER_ID), keyless)
+                .await
+                .unwrap();
+            job.last_error.is_some()
+        },
+    )
+    .await;
+    signal(&worker, "TERM");
+    assert!(worker.wait().unwrap().success());
+    let job = store
+        .get_job(Principal::User(LOCAL_USER_ID), keyless)
+        .await
+        .unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.attempts, 0, "not the job's fault");
+    let error = job.last_error.unwrap();
+    assert!(error.contains("cannot run provider `openai`"), "{error}");
+    store
+        .cancel_job(Principal::User(LOCAL_USER_ID), keyless)
+        .await
+        .unwrap();
+
     // A worker with nothing queued exits at once with --exit-when-idle.
     let idle = world.run(&["worker", "--exit-when-idle", "--poll-secs", "0.1"]);
     assert!(idle.status.success());

@@ -84,6 +84,9 @@ enum StopReason {
 /// are).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a job waits after a worker found it could not make the job's provider.
+const PROVIDER_UNAVAILABLE_DELAY: Duration = Duration::from_secs(30);
+
 /// The longest wait before a failed attempt is tried again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
@@ -95,6 +98,30 @@ pub async fn run_claimed_job(
     control: JobControl,
 ) -> JobRun {
     let store = environment.store.clone();
+    // A worker that cannot make the job's provider (e.g. no API key here) gives the job back
+    // for a worker that can, without counting the attempt against it.
+    let provider = match JobRequest::from_job(&job) {
+        Ok(request) => match (environment.providers)(&request.provider) {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                let reason = format!(
+                    "worker {} cannot run provider `{}`: {error}",
+                    lease.worker_id, request.provider
+                );
+                let end = match store
+                    .release_job(&lease, &reason, PROVIDER_UNAVAILABLE_DELAY, false)
+                    .await
+                {
+                    Ok(job) => JobRunEnd::Ended(Box::new(job)),
+                    Err(StoreError::LeaseLost(_)) => JobRunEnd::LeaseLost,
+                    Err(_) => JobRunEnd::Ended(Box::new(job)),
+                };
+                return JobRun { end, result: None };
+            }
+        },
+        // An unreadable request fails below, permanently.
+        Err(_) => None,
+    };
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
     let reason: Arc<Mutex<Option<StopReason>>> = Arc::default();
@@ -130,7 +157,7 @@ pub async fn run_claimed_job(
     ));
 
     let outcome = tokio::select! {
-        outcome = run_pipeline(environment, &job, &lease, stop.clone(), events) => outcome,
+        outcome = run_pipeline(environment, provider, &job, &lease, stop.clone(), events) => outcome,
         // The fenced store would refuse every further write anyway; stop at once.
         _ = lost.cancelled() => Err(PipelineError::Store(StoreError::LeaseLost(
             format!("job {}: another worker took the lease over", job.id),
@@ -171,17 +198,15 @@ pub async fn run_claimed_job(
 
 async fn run_pipeline(
     environment: &JobEnvironment,
+    provider: Option<Arc<dyn Provider>>,
     job: &Job,
     lease: &JobLease,
     stop: CancellationToken,
     events: ProgressSender,
 ) -> PipelineResult<TechPackResult> {
     let request = JobRequest::from_job(job)?;
-    let provider = (environment.providers)(&request.provider).map_err(|error| {
-        PipelineError::InvalidRequest(format!(
-            "job {} asks for provider `{}`, which this worker cannot run: {error}",
-            job.id, request.provider
-        ))
+    let provider = provider.ok_or_else(|| {
+        PipelineError::InvalidRequest(format!("job {} names no usable provider", job.id))
     })?;
     let pipeline = Pipeline::new(
         environment.store.fenced(lease),
