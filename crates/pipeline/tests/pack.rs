@@ -7,12 +7,17 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::{TestProvider, png, test_analysis};
 use techpack_blobs::{BlobStore, BlobStoreOptions};
 use techpack_generate::ViewPhoto;
+use techpack_model::{ClaimOptions, Job, JobState};
 use techpack_model::{
     CollectionStatus, FileFilter, FileStatus, FileType, Principal, ProductCategory,
+};
+use techpack_pipeline::jobs::{
+    JobControl, JobEnvironment, JobRun, JobRunEnd, enqueue_tech_pack, run_claimed_job,
 };
 use techpack_pipeline::{
     LEGACY_LINK_FIELD, Pipeline, ProgressEvent, RetryPolicy, SECTION_BASE_VIEWS, SECTION_CLOSEUPS,
@@ -158,6 +163,8 @@ on_both_backends!(
     legacy_import_is_idempotent_and_skips_our_mirrors,
     a_stopped_run_finishes_steps_in_flight_and_records_the_rest_as_cancelled,
     a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
+    a_job_runs_the_pack_and_records_progress_and_result,
+    a_job_that_keeps_failing_is_given_up_with_its_last_error,
 );
 
 async fn generate(
@@ -779,6 +786,128 @@ async fn a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished(h: Har
         .await
         .unwrap();
     assert_eq!(collections.len(), 2, "one collection per batch");
+}
+
+fn job_environment(h: &Harness, provider: &Arc<TestProvider>) -> JobEnvironment {
+    let provider = provider.clone();
+    JobEnvironment {
+        store: h.store.clone(),
+        blobs: h.blobs.clone(),
+        providers: Arc::new(move |name: &str| match name {
+            "test" => Ok(provider.clone() as Arc<dyn techpack_generate::Provider>),
+            other => Err(format!("no provider `{other}` in this test")),
+        }),
+    }
+}
+
+/// Claims `job` as an in-process run does and runs it to its end.
+async fn run_job(h: &Harness, provider: &Arc<TestProvider>, job: &Job) -> JobRun {
+    let claim = ClaimOptions {
+        only_job: Some(job.id),
+        ..ClaimOptions::new("test-runner", Duration::from_secs(10))
+    };
+    let (job, lease) = h
+        .store
+        .claim_job(h.principal(), &claim)
+        .await
+        .unwrap()
+        .expect("the job is claimable");
+    run_claimed_job(
+        &job_environment(h, provider),
+        job,
+        lease,
+        JobControl::default(),
+    )
+    .await
+}
+
+fn ended(run: &JobRun) -> &Job {
+    match &run.end {
+        JobRunEnd::Ended(job) => job,
+        JobRunEnd::LeaseLost => panic!("the lease was lost"),
+    }
+}
+
+async fn a_job_runs_the_pack_and_records_progress_and_result(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    let request = h.request(&[("front", 1), ("back", 2)], 2);
+    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 3)
+        .await
+        .unwrap();
+    assert_eq!(queued.state, JobState::Queued);
+    let run = run_job(&h, &provider, &queued).await;
+    let job = ended(&run);
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+    assert_eq!(job.attempts, 1);
+    let result = run.result.as_ref().unwrap();
+    assert_eq!(job.collection_id, Some(result.collection_id));
+    assert_eq!(job.progress["percentage"], 100);
+    assert_eq!(job.progress["done"], 8);
+    let summary = job.result.as_ref().unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["credits_used"], 8);
+    assert_eq!(summary["steps"]["generated"], 8);
+    assert_eq!(summary["batch_id"], json!(result.batch_id));
+    assert!(job.lease_token.is_none() && job.finished_at.is_some());
+
+    // The photos came back from the blob store: the same request again reuses everything.
+    let again = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 3)
+        .await
+        .unwrap();
+    let run = run_job(&h, &provider, &again).await;
+    let summary = ended(&run).result.clone().unwrap();
+    assert_eq!(summary["credits_used"], 0);
+    assert_eq!(summary["steps"]["reused"], 8);
+    assert_eq!(summary["collection_id"], json!(result.collection_id));
+}
+
+async fn a_job_that_keeps_failing_is_given_up_with_its_last_error(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    provider.fail("front:analysis");
+    let request = h.request(&[("front", 1)], 1);
+    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 2)
+        .await
+        .unwrap();
+    let first = run_job(&h, &provider, &queued).await;
+    let job = ended(&first);
+    assert_eq!(job.state, JobState::Queued, "tried again later: {job:#?}");
+    assert_eq!(job.attempts, 1);
+    assert!(job.run_after > chrono::Utc::now(), "after a backoff");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("injected failure of front:analysis"),
+        "{job:#?}"
+    );
+    let nothing = ClaimOptions {
+        only_job: Some(job.id),
+        ..ClaimOptions::new("test-runner", Duration::from_secs(10))
+    };
+    assert!(
+        h.store
+            .claim_job(h.principal(), &nothing)
+            .await
+            .unwrap()
+            .is_none(),
+        "not before its backoff"
+    );
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(2100)).await;
+    let second = run_job(&h, &provider, &queued).await;
+    let job = ended(&second);
+    assert_eq!(job.state, JobState::Failed, "{job:#?}");
+    assert_eq!(job.attempts, 2);
+    let error = job.last_error.as_deref().unwrap();
+    assert!(
+        error.starts_with("gave up after 2 attempts") && error.contains("front:analysis"),
+        "{error}"
+    );
+    let rows = h.all_versions().await;
+    assert!(
+        rows.iter()
+            .all(|file| file.status != FileStatus::Processing)
+    );
+    assert_eq!(rows.iter().map(|file| file.credits_used).sum::<i64>(), 0);
 }
 
 async fn a_legacy_analysis_is_a_cache_hit(h: Harness) {

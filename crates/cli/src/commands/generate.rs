@@ -72,6 +72,9 @@ pub struct GenerateArgs {
     /// Only queue the job and print its id: a `techpack worker` runs it.
     #[arg(long)]
     detach: bool,
+    /// Runs of the job before it is given up (a crashed or failed run is tried again).
+    #[arg(long, default_value_t = techpack_model::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: i32,
     /// How long this process holds the job without a heartbeat before a worker may take it
     /// over (after a crash), in seconds.
     #[arg(
@@ -110,12 +113,20 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
                 collection,
                 &options,
                 provider,
+                args.max_attempts,
             )
             .await?
         }
         None => {
             let request = build_request(context, &args, options)?;
-            enqueue_tech_pack(store.as_ref(), &blobs, &request, provider).await?
+            enqueue_tech_pack(
+                store.as_ref(),
+                &blobs,
+                &request,
+                provider,
+                args.max_attempts,
+            )
+            .await?
         }
     };
     if args.detach {

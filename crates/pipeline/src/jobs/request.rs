@@ -161,12 +161,14 @@ impl JobRequest {
 }
 
 /// Queues a tech pack as a job: checks the request, stores its photos, and writes the job row.
-/// `provider` names the provider the worker is to use.
+/// `provider` names the provider the worker is to use; a run that fails is tried again until
+/// `max_attempts` runs were made.
 pub async fn enqueue_tech_pack(
     store: &dyn TechFileStore,
     blobs: &BlobStore,
     request: &TechPackRequest,
     provider: &str,
+    max_attempts: i32,
 ) -> PipelineResult<Job> {
     crate::run::validate(request)?;
     let mut views = Vec::with_capacity(request.views.len());
@@ -213,6 +215,7 @@ pub async fn enqueue_tech_pack(
         request.user_id,
         request.product_idea_id,
         None,
+        max_attempts,
         &job_request,
     )
     .await
@@ -225,6 +228,7 @@ pub async fn enqueue_retry_failed(
     collection_id: Uuid,
     options: &TechPackOptions,
     provider: &str,
+    max_attempts: i32,
 ) -> PipelineResult<Job> {
     let collection = store
         .get_collection(Principal::User(user_id), collection_id)
@@ -258,6 +262,7 @@ pub async fn enqueue_retry_failed(
         user_id,
         collection.product_idea_id,
         Some(collection_id),
+        max_attempts,
         &job_request,
     )
     .await
@@ -268,11 +273,13 @@ async fn enqueue(
     user_id: Uuid,
     product_idea_id: Uuid,
     collection_id: Option<Uuid>,
+    max_attempts: i32,
     request: &JobRequest,
 ) -> PipelineResult<Job> {
     let value = serde_json::to_value(request)
         .map_err(|error| PipelineError::Corrupt(format!("serialising a job request: {error}")))?;
     let mut job = NewJob::tech_pack(user_id, product_idea_id, value);
     job.collection_id = collection_id;
+    job.max_attempts = max_attempts;
     Ok(store.enqueue_job(Principal::User(user_id), job).await?)
 }
