@@ -15,6 +15,9 @@ use crate::error::{PipelineError, PipelineResult};
 /// The most items one store call takes.
 const MAX_BATCH: usize = 64;
 
+/// How long the writer waits after the first item of a batch for others to join it.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
 
 /// Takes items one at a time and writes them in batches through one store call.
@@ -56,6 +59,10 @@ where
     F: Future<Output = Result<Vec<O>, StoreError>> + Send + 'static,
 {
     while let Some(first) = queue.recv().await {
+        // Steps that finish "together" finish within a millisecond or two of each other:
+        // waiting that long for them costs a single step little and saves a commit per step
+        // of a wave.
+        tokio::time::sleep(LINGER).await;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH
             && let Ok(next) = queue.try_recv()

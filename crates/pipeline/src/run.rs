@@ -225,9 +225,8 @@ impl Pipeline {
         // The photos are stored first: each analysis file points at its photo's blob, and a
         // later `--retry-failed` reads them back from there.
         let mut views = Vec::with_capacity(request.views.len());
-        for (index, input) in request.views.iter().enumerate() {
-            let photo_blob = self
-                .blobs
+        let photo_blobs = futures::future::try_join_all(request.views.iter().map(|input| async {
+            self.blobs
                 .put_bytes(request.user_id, Bytes::copy_from_slice(&input.photo))
                 .await
                 .map_err(|error| {
@@ -239,7 +238,10 @@ impl Pipeline {
                     } else {
                         PipelineError::Blob(error)
                     }
-                })?;
+                })
+        }))
+        .await?;
+        for ((index, input), photo_blob) in request.views.iter().enumerate().zip(photo_blobs) {
             let cache_key = view_cache_key(&request, input, &photo_blob.sha256, &fingerprint);
             views.push(Arc::new(ViewState {
                 index,
@@ -369,20 +371,24 @@ impl Pipeline {
             }),
             started,
         });
-        {
-            let mut tally = shared.tally.lock().await;
-            shared
+        // The collection turns `in_progress` while the first provider calls are under way:
+        // the lock on the tally keeps every later progress write behind this one.
+        let mut tally = shared.tally.lock().await;
+        let counts = tally.counts(started);
+        shared.emit(ProgressEvent::Started {
+            collection_id: collection.id,
+            batch_id,
+            counts,
+        });
+        let mark_in_progress = async {
+            let written = shared
                 .write_progress(&mut tally, CollectionStatus::InProgress)
-                .await?;
-            let counts = tally.counts(started);
-            shared.emit(ProgressEvent::Started {
-                collection_id: collection.id,
-                batch_id,
-                counts,
-            });
-        }
-
-        let graph = run_graph(&shared, &views).await;
+                .await;
+            drop(tally);
+            written
+        };
+        let (marked, graph) = tokio::join!(mark_in_progress, run_graph(&shared, &views));
+        marked?;
         let reports = match graph {
             Ok(reports) => reports,
             Err(error) => {
@@ -405,10 +411,15 @@ impl Pipeline {
         } else {
             CollectionStatus::Partial
         };
-        let manifest = shared
-            .write_manifest(&collection_name, &primary_view, status, &views, &reports)
-            .await?;
-        shared.write_progress(&mut tally, status).await?;
+        // The manifest and the final status are independent writes: made at once, they wait
+        // for one commit instead of two in a row. A crash between them leaves a finished
+        // collection whose manifest the next run of the same request writes.
+        let (manifest, marked) = tokio::join!(
+            shared.write_manifest(&collection_name, &primary_view, status, &views, &reports),
+            shared.write_progress(&mut tally, status)
+        );
+        let manifest = manifest?;
+        marked?;
         let counts = tally.counts(started);
         drop(tally);
         shared.emit(ProgressEvent::Finished { status, counts });
