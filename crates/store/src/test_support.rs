@@ -1,12 +1,72 @@
 //! Fresh PostgreSQL databases for tests (feature `test-support`): each test gets its own
 //! database, copied from a template migrated once per schema version, dropped when the test
-//! ends; databases left by killed runs are swept after an hour.
+//! ends; databases left by killed runs are swept after an hour. [`TestStore`] and
+//! [`on_both_backends!`](crate::on_both_backends) run one suite on SQLite and PostgreSQL.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use crate::{PostgresStore, StoreError, TechFileStore};
+use std::sync::Arc;
+
+use crate::{PostgresStore, SqliteStore, StoreError, TechFileStore};
+
+/// A migrated store under test on one backend, and what keeps its database alive.
+pub struct TestStore {
+    /// The store.
+    pub store: Arc<dyn TechFileStore>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    _postgres: Option<TestDatabase>,
+}
+
+impl TestStore {
+    /// A SQLite store in a fresh temporary folder.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SqliteStore::open(&dir.path().join("techpack.db"))
+            .await
+            .expect("open SQLite");
+        store.migrate_up().await.expect("migrate SQLite");
+        Self {
+            store: Arc::new(store),
+            _sqlite_dir: Some(dir),
+            _postgres: None,
+        }
+    }
+
+    /// A PostgreSQL store on a fresh database (see [`TestDatabase::create`]).
+    pub async fn postgres() -> Self {
+        let db = TestDatabase::create().await;
+        let store = db.store().await.expect("connect to PostgreSQL");
+        Self {
+            store: Arc::new(store),
+            _sqlite_dir: None,
+            _postgres: Some(db),
+        }
+    }
+}
+
+/// Declares each named `async fn(Arc<dyn TechFileStore>)` as a test on SQLite (module
+/// `on_sqlite`) and on PostgreSQL (module `on_postgres`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $crate::test_support::TestStore::sqlite().await;
+                super::$name(harness.store.clone()).await;
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $crate::test_support::TestStore::postgres().await;
+                super::$name(harness.store.clone()).await;
+            })*
+        }
+    };
+}
 
 /// The server tests use: `TECHPACK_TEST_DATABASE_URL`, else `DATABASE_URL`, else the local
 /// server on 127.0.0.1:5432 as user postgres.

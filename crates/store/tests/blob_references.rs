@@ -5,38 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use techpack_model::{FileType, NewTechFile, Principal, TechFile};
-use techpack_store::test_support::TestDatabase;
-use techpack_store::{BlobReferences, NewLegacyAnalysis, SqliteStore, TechFileStore};
+use techpack_store::on_both_backends;
+use techpack_store::{BlobReferences, NewLegacyAnalysis, TechFileStore};
 use uuid::Uuid;
-
-struct Harness {
-    store: Arc<dyn TechFileStore>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    _postgres: Option<TestDatabase>,
-}
-
-async fn sqlite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db"))
-        .await
-        .unwrap();
-    store.migrate_up().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: Some(dir),
-        _postgres: None,
-    }
-}
-
-async fn postgres() -> Harness {
-    let db = TestDatabase::create().await;
-    let store = db.store().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: None,
-        _postgres: Some(db),
-    }
-}
 
 async fn file_at(store: &dyn TechFileStore, owner: Uuid, key: &str) -> TechFile {
     let mut file = NewTechFile::new(owner, Uuid::new_v4(), FileType::BaseView);
@@ -229,25 +200,6 @@ async fn files_with_blobs_skip_archived_and_page(store: Arc<dyn TechFileStore>) 
     }
     live.sort();
     assert_eq!(seen, live);
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::sqlite().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::postgres().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-    };
 }
 
 on_both_backends!(

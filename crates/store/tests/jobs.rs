@@ -13,57 +13,10 @@ use techpack_model::{
     ClaimOptions, FileChanges, FileType, Job, JobFilter, JobLease, JobOutcome, JobState, NewJob,
     NewTechFile, Principal,
 };
+use techpack_store::on_both_backends;
 use techpack_store::test_support::TestDatabase;
-use techpack_store::{JobStore, SqliteStore, StoreError, TechFileStore};
+use techpack_store::{JobStore, StoreError, TechFileStore};
 use uuid::Uuid;
-
-struct Harness {
-    store: Arc<dyn TechFileStore>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    _postgres: Option<TestDatabase>,
-}
-
-async fn sqlite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db"))
-        .await
-        .unwrap();
-    store.migrate_up().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: Some(dir),
-        _postgres: None,
-    }
-}
-
-async fn postgres() -> Harness {
-    let db = TestDatabase::create().await;
-    let store = db.store().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: None,
-        _postgres: Some(db),
-    }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::sqlite().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::postgres().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     enqueues_reads_lists_and_isolates_users,
