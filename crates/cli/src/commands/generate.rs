@@ -88,7 +88,7 @@ pub struct GenerateArgs {
 
 /// Runs `techpack generate`.
 pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
-    let lease = lease_period(args.lease_secs)?;
+    let lease = super::seconds(args.lease_secs, "--lease-secs", 0.1)?;
     let store = context.store().await?;
     let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())
         .with_context(|| format!("opening the blob storage {}", context.storage_url))?;
@@ -222,13 +222,6 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
             job.last_error.as_deref().unwrap_or("unknown error")
         ),
     }
-}
-
-fn lease_period(seconds: f64) -> anyhow::Result<Duration> {
-    if !seconds.is_finite() || !(0.1..=86_400.0).contains(&seconds) {
-        bail!("--lease-secs must be between 0.1 and 86400 (got {seconds})");
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Follows a job another process runs, printing its progress, until it ends.

@@ -12,3 +12,12 @@ pub mod pack;
 pub mod photo;
 pub mod stats;
 pub mod worker;
+
+/// A duration given in seconds on the command line (`--lease-secs 1.5`): positive, at most a
+/// day, at least `min` seconds.
+pub fn seconds(value: f64, flag: &str, min: f64) -> anyhow::Result<std::time::Duration> {
+    if !value.is_finite() || !(min..=86_400.0).contains(&value) {
+        anyhow::bail!("{flag} must be between {min} and 86400 seconds (got {value})");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}

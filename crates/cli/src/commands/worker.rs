@@ -1,9 +1,8 @@
 //! `techpack worker`: run queued generation jobs until stopped.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use techpack_generate::build_provider_named;
 use techpack_pipeline::CancellationToken;
@@ -44,18 +43,12 @@ pub struct WorkerArgs {
 
 /// Runs `techpack worker` until SIGTERM or Ctrl-C (or, with `--exit-when-idle`, an empty queue).
 pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
-    let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
-        if !value.is_finite() || !(0.01..=86_400.0).contains(&value) {
-            bail!("{flag} must be between 0.01 and 86400 seconds (got {value})");
-        }
-        Ok(Duration::from_secs_f64(value))
-    };
     let options = WorkerOptions {
         worker_id: args.worker_id.unwrap_or_else(default_worker_id),
         concurrency: args.concurrency,
         per_user_cap: args.per_user_cap,
-        lease: seconds(args.lease_secs, "--lease-secs")?,
-        poll: seconds(args.poll_secs, "--poll-secs")?,
+        lease: super::seconds(args.lease_secs, "--lease-secs", 0.01)?,
+        poll: super::seconds(args.poll_secs, "--poll-secs", 0.01)?,
         exit_when_idle: args.exit_when_idle,
     };
     let environment = JobEnvironment {
