@@ -532,6 +532,59 @@ async fn a_paused_worker_loses_its_job_and_writes_nothing_when_it_wakes() {
     assert_finished_exactly_once(store.as_ref(), user, "paused").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_the_job_back_and_another_worker_finishes_it() {
+    let world = World::new(true, Duration::from_millis(300)).await;
+    let store = world.store().await;
+    let user = LOCAL_USER_ID;
+    let args = world.generate_args(user, "deploy", &["--detach"]);
+    assert!(world.run(&strs(&args)).status.success());
+    let old = world.spawn(&["worker", "--poll-secs", "0.1", "--worker-id", "old"]);
+    wait_for("the first step", Duration::from_secs(30), async || {
+        completed_steps(store.as_ref(), user, "deploy").await >= 1
+    })
+    .await;
+    signal(&old, "TERM");
+    let output = old.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let job = only_job(store.as_ref(), user).await;
+    assert_eq!(job.state, JobState::Queued, "given back: {job:#?}");
+    assert_eq!(
+        job.attempts, 0,
+        "a clean shutdown does not count against the job"
+    );
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("the worker shut down"),
+        "{job:#?}"
+    );
+    let rows = product_rows(store.as_ref(), user, "deploy").await;
+    assert!(rows.iter().all(|f| f.status != FileStatus::Processing));
+
+    let new = world.run(&[
+        "worker",
+        "--exit-when-idle",
+        "--poll-secs",
+        "0.1",
+        "--worker-id",
+        "new",
+    ]);
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    assert_finished_exactly_once(store.as_ref(), user, "deploy").await;
+    assert_eq!(
+        only_job(store.as_ref(), user).await.worker_id.as_deref(),
+        Some("new")
+    );
+}
+
 async fn a_cancelled_job_stops_at_a_step_boundary(postgres: bool) {
     let world = World::new(postgres, Duration::from_millis(300)).await;
     let store = world.store().await;
