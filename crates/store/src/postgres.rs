@@ -439,21 +439,87 @@ impl TechFileStore for PostgresStore {
     async fn complete_tech_files(
         &self,
         principal: Principal,
-        mut completions: Vec<(Uuid, FileChanges)>,
+        completions: Vec<(Uuid, FileChanges)>,
     ) -> StoreResult<Vec<TechFile>> {
         for (_, changes) in &completions {
             changes.validate()?;
         }
-        // Rows are locked in id order, so two batches never wait on each other in a cycle.
-        let order: Vec<Uuid> = completions.iter().map(|(id, _)| *id).collect();
-        completions.sort_by_key(|(id, _)| *id);
-        let mut tx = self.begin(principal).await?;
-        let mut done = Vec::with_capacity(completions.len());
-        for (id, changes) in &completions {
-            done.push(complete_in(&mut tx, principal, *id, changes).await?);
+        if completions.is_empty() {
+            return Ok(Vec::new());
         }
+        let ids: Vec<Uuid> = completions.iter().map(|(id, _)| *id).collect();
+        if ids.iter().collect::<std::collections::HashSet<_>>().len() != ids.len() {
+            return Err(StoreError::Conflict(
+                "a batch completes the same tech file twice; complete each file once".into(),
+            ));
+        }
+        let mut tx = self.begin(principal).await?;
+        // One statement locks every row (in id order, so two batches never wait on each other
+        // in a cycle) and one writes them all: a batch costs two round trips and one pass of
+        // the triggers, not two statements per file.
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT to_jsonb(t)::text FROM public.tech_files AS t WHERE t.id = ANY($1) \
+             ORDER BY t.id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let current: std::collections::HashMap<Uuid, TechFile> = docs
+            .iter()
+            .map(|doc| sql::decode_doc::<TechFile>(doc).map(|file| (file.id, file)))
+            .collect::<StoreResult<_>>()?;
+        let mut rows = Vec::with_capacity(completions.len());
+        for (id, changes) in &completions {
+            let file = current
+                .get(id)
+                .ok_or_else(|| StoreError::not_found("tech file", id))?;
+            rows.push(completed_row(file, changes)?);
+        }
+        let column = |pick: &dyn Fn(&NewTechFile) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(pick).collect()
+        };
+        let docs: Vec<String> = sqlx::query_scalar(
+            "UPDATE public.tech_files AS t SET view_type = v.view_type, file_category = v.file_category, \
+             file_url = v.file_url, content_sha256 = v.content_sha256, content_size = v.content_size, \
+             mime_type = v.mime_type, analysis_data = v.analysis_data, metadata = v.metadata, \
+             ai_model = v.ai_model, generation_prompt = v.generation_prompt, \
+             generation_batch_id = v.generation_batch_id, idempotency_key = v.idempotency_key, \
+             credits_used = v.credits_used, confidence_score = v.confidence_score, \
+             quality_score = v.quality_score, status = v.status, error_message = v.error_message \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+             $7::text[], $8::jsonb[], $9::jsonb[], $10::text[], $11::text[], $12::uuid[], $13::text[], \
+             $14::int8[], $15::float8[], $16::float8[], $17::text[], $18::text[]) \
+             AS v(id, view_type, file_category, file_url, content_sha256, content_size, mime_type, \
+             analysis_data, metadata, ai_model, generation_prompt, generation_batch_id, \
+             idempotency_key, credits_used, confidence_score, quality_score, status, error_message) \
+             WHERE t.id = v.id RETURNING to_jsonb(t)::text",
+        )
+        .bind(&ids)
+        .bind(column(&|row| row.view_type.clone()))
+        .bind(column(&|row| row.file_category.clone()))
+        .bind(column(&|row| row.file_url.clone()))
+        .bind(column(&|row| row.content_sha256.clone()))
+        .bind(rows.iter().map(|row| row.content_size).collect::<Vec<_>>())
+        .bind(column(&|row| row.mime_type.clone()))
+        .bind(rows.iter().map(|row| Json(&row.analysis_data)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| Json(&row.metadata)).collect::<Vec<_>>())
+        .bind(column(&|row| row.ai_model.clone()))
+        .bind(column(&|row| row.generation_prompt.clone()))
+        .bind(rows.iter().map(|row| row.generation_batch_id).collect::<Vec<_>>())
+        .bind(column(&|row| row.idempotency_key.clone()))
+        .bind(rows.iter().map(|row| row.credits_used).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.confidence_score).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.quality_score).collect::<Vec<_>>())
+        .bind(column(&|row| Some(row.status.as_str().to_owned())))
+        .bind(column(&|row| row.error_message.clone()))
+        .fetch_all(&mut *tx)
+        .await?;
+        let done = docs
+            .iter()
+            .map(|doc| sql::decode_doc::<TechFile>(doc))
+            .collect::<StoreResult<Vec<_>>>()?;
         tx.commit().await?;
-        Ok(crate::in_order(&order, done))
+        Ok(crate::in_order(&ids, done))
     }
 
     async fn archive_tech_file(&self, principal: Principal, id: Uuid) -> StoreResult<TechFile> {

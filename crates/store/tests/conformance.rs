@@ -400,6 +400,23 @@ async fn completes_a_batch_in_one_transaction_all_or_none(store: Arc<dyn TechFil
             .credits_used,
         1
     );
+    // The same file twice in one batch is refused, and nothing is written.
+    let twice = store
+        .complete_tech_files(
+            me,
+            vec![(files[1].id, done_with(1)), (files[1].id, done_with(2))],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, StoreError::Conflict(_)), "{twice}");
+    assert_eq!(
+        store
+            .get_tech_file_by_id(me, files[1].id)
+            .await
+            .unwrap()
+            .status,
+        FileStatus::Processing
+    );
     // Invalid input is refused before anything is written.
     let invalid = store
         .complete_tech_files(
