@@ -533,6 +533,49 @@ async fn a_paused_worker_loses_its_job_and_writes_nothing_when_it_wakes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_on_generate_stops_at_a_step_boundary_and_a_rerun_finishes() {
+    let world = World::new(false, Duration::from_millis(300)).await;
+    let store = world.store().await;
+    let user = LOCAL_USER_ID;
+    let args = world.generate_args(user, "interrupted", &[]);
+    let child = world.spawn(&strs(&args));
+    wait_for("the first step", Duration::from_secs(30), async || {
+        completed_steps(store.as_ref(), user, "interrupted").await >= 1
+    })
+    .await;
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted at a step boundary"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let job = only_job(store.as_ref(), user).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    let rows = product_rows(store.as_ref(), user, "interrupted").await;
+    assert!(rows.iter().all(|f| f.status != FileStatus::Processing));
+    let done = completed_steps(store.as_ref(), user, "interrupted").await;
+
+    let mut json_args = args.clone();
+    json_args.insert(0, "--json".into());
+    let again = world.run(&strs(&json_args));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["status"], "completed");
+    assert_eq!(
+        again["credits_used"],
+        (STEPS - done) as i64,
+        "only what was left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_gives_the_job_back_and_another_worker_finishes_it() {
     let world = World::new(true, Duration::from_millis(300)).await;
     let store = world.store().await;
