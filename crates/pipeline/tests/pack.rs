@@ -158,6 +158,7 @@ on_both_backends!(
     legacy_import_is_idempotent_and_skips_our_mirrors,
     a_stopped_run_finishes_steps_in_flight_and_records_the_rest_as_cancelled,
     a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
+    a_failed_regeneration_leaves_its_version_without_the_parents_output,
 );
 
 async fn generate(
@@ -971,4 +972,100 @@ async fn local_provider_makes_a_pack_from_a_sample_photo() {
     );
     let again = pipeline.generate(request, None).await.unwrap();
     assert_eq!(again.credits_used, 0);
+}
+
+async fn a_failed_regeneration_leaves_its_version_without_the_parents_output(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    let (first, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(first.status, CollectionStatus::Completed);
+    let before = first
+        .sketches
+        .iter()
+        .find(|s| s.step.view == "front")
+        .unwrap()
+        .file
+        .clone()
+        .unwrap();
+    assert!(before.file_url.is_some());
+
+    // A new front photo: its sketch is regenerated as version 2, and that generation fails.
+    provider.fail("front:sketch");
+    let (second, _) = generate(&h, &provider, h.request(&[("front", 9), ("back", 2)], 1)).await;
+    assert_eq!(second.status, CollectionStatus::Partial);
+    let step = second
+        .sketches
+        .iter()
+        .find(|s| s.step.view == "front")
+        .unwrap();
+    assert_eq!(step.origin, StepOrigin::Failed);
+    let reported = step.file.as_ref().unwrap();
+    let failed = h
+        .store
+        .get_tech_file_by_id(h.principal(), reported.id)
+        .await
+        .unwrap();
+    assert_eq!(&failed, reported);
+    assert_eq!(
+        (failed.lineage_id, failed.version, failed.parent_file_id),
+        (before.lineage_id, 2, Some(before.id))
+    );
+    assert_eq!(
+        (failed.status, failed.credits_used),
+        (FileStatus::Failed, 0)
+    );
+    assert!(
+        failed
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("injected failure of front:sketch"),
+        "{:?}",
+        failed.error_message
+    );
+    assert_eq!(
+        (
+            &failed.file_url,
+            &failed.content_sha256,
+            failed.content_size,
+            &failed.mime_type
+        ),
+        (&None, &None, None, &None),
+        "the failed version has no blob, least of all version 1's"
+    );
+    assert_eq!(failed.analysis_data, serde_json::json!({}));
+    assert_eq!(
+        (
+            &failed.ai_model,
+            &failed.generation_prompt,
+            failed.confidence_score
+        ),
+        (&None, &None, None)
+    );
+    assert_eq!(failed.generation_batch_id, Some(second.batch_id));
+    assert_eq!(failed.view_type.as_deref(), Some("front"));
+    assert_eq!(failed.metadata["slot"], before.metadata["slot"]);
+    // Version 1 keeps its output.
+    let v1 = h
+        .store
+        .get_tech_file_by_id(h.principal(), before.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v1.file_url, v1.content_sha256, v1.status),
+        (
+            before.file_url,
+            before.content_sha256,
+            FileStatus::Completed
+        )
+    );
+    // The pack lists the failed version in its sketches, without content.
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), second.collection_id)
+        .await
+        .unwrap();
+    let sketch = files_in_section(&pack, SECTION_SKETCHES)
+        .find(|f| f.view_type.as_deref() == Some("front"))
+        .unwrap();
+    assert_eq!((sketch.id, &sketch.file_url), (failed.id, &None));
 }

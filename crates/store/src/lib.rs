@@ -104,6 +104,15 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
     /// Creates the next version of the file whose latest version is `id`; the superseded
     /// version is archived into `tech_file_versions` by the database. Versioning a superseded
     /// version is a conflict.
+    ///
+    /// Fields the changes leave unset are copied from the superseded version, except credits
+    /// (0) and the idempotency key — and except the outputs of a version whose resulting
+    /// status is `processing`: it is about to be generated, so file_url, content_sha256,
+    /// content_size, mime_type, ai_model, generation_prompt, confidence_score, quality_score
+    /// and error_message start empty and analysis_data `{}`, and a generation that fails
+    /// leaves no trace of the parent's output on it. Lineage, product, revision, owner,
+    /// type, view, category, metadata and generation batch are always inherited. See
+    /// [`FileChanges::apply_to`].
     async fn create_tech_file_version(
         &self,
         principal: Principal,
