@@ -156,6 +156,16 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
         collection_id: Uuid,
         items: Vec<CollectionItemInput>,
     ) -> StoreResult<Vec<CollectionItem>>;
+    /// Takes files out of a collection, in one transaction; the files themselves stay. The
+    /// database recounts the collection's credits. A file that is not in the collection is
+    /// skipped, not an error, so removing twice is harmless; another user's collection is
+    /// not found. Returns the items removed, in the order their files were given.
+    async fn remove_files_from_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        file_ids: Vec<Uuid>,
+    ) -> StoreResult<Vec<CollectionItem>>;
     /// A collection with its files in display order.
     async fn get_collection_with_files(
         &self,
@@ -355,6 +365,15 @@ async fn restore<S: TechFileStore + ?Sized>(
     store
         .create_tech_file_version(principal, latest.id, rows::restore_changes(&content))
         .await
+}
+
+/// The items of `all` whose files are in `ids`, in the order of `ids` (each once).
+fn items_of_files(all: Vec<CollectionItem>, ids: &[Uuid]) -> Vec<CollectionItem> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .filter(|id| seen.insert(**id))
+        .filter_map(|id| all.iter().find(|item| item.tech_file_id == *id).cloned())
+        .collect()
 }
 
 /// The items of `all` that the call added, in the order given.

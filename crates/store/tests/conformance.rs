@@ -74,6 +74,7 @@ conformance!(
     a_version_of_another_status_inherits_the_outputs,
     concurrent_versioning_keeps_one_latest_and_no_gaps,
     collections_keep_order_sections_progress_and_credits,
+    removing_files_from_a_collection_recounts_credits_and_is_idempotent,
     batch_files_and_product_stats,
     monitoring_report_counts_recent_activity,
     users_are_isolated_from_each_other,
@@ -1134,6 +1135,167 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
         .await
         .unwrap_err();
     assert!(matches!(unknown, StoreError::NotFound { .. }));
+}
+
+async fn removing_files_from_a_collection_recounts_credits_and_is_idempotent(
+    store: Arc<dyn TechFileStore>,
+) {
+    let alice = user();
+    let bob = user();
+    let (a, b) = (Principal::User(alice), Principal::User(bob));
+    let product = Uuid::new_v4();
+    let collection = store
+        .create_tech_file_collection(
+            a,
+            NewCollection::new(alice, product, "pack", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    let mut files = Vec::new();
+    for credits in [1, 2, 4] {
+        let mut file = new_file(alice, product, FileType::Closeup);
+        file.credits_used = credits;
+        files.push(store.create_tech_file(a, file).await.unwrap());
+    }
+    store
+        .add_files_to_collection(
+            a,
+            collection.id,
+            files
+                .iter()
+                .map(|file| CollectionItemInput {
+                    tech_file_id: file.id,
+                    display_order: None,
+                    section: Some("closeups".into()),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        7
+    );
+
+    // A file that is not in the collection is skipped; the removed items come back in the
+    // order given.
+    let not_in = Uuid::new_v4();
+    let removed = store
+        .remove_files_from_collection(a, collection.id, vec![files[2].id, not_in, files[0].id])
+        .await
+        .unwrap();
+    assert_eq!(
+        removed
+            .iter()
+            .map(|item| (item.tech_file_id, item.collection_id, item.section.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (files[2].id, collection.id, Some("closeups".into())),
+            (files[0].id, collection.id, Some("closeups".into()))
+        ]
+    );
+    let left = store
+        .get_collection_with_files(a, collection.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.items
+            .iter()
+            .map(|(_, file)| file.id)
+            .collect::<Vec<_>>(),
+        vec![files[1].id]
+    );
+    assert_eq!(
+        left.collection.total_credits, 2,
+        "the database recounts the total"
+    );
+    // The files themselves stay.
+    assert_eq!(
+        store.get_tech_file_by_id(a, files[0].id).await.unwrap(),
+        files[0]
+    );
+
+    // Removing again changes nothing.
+    let again = store
+        .remove_files_from_collection(a, collection.id, vec![files[2].id, files[0].id])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(
+        store
+            .remove_files_from_collection(a, collection.id, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        2
+    );
+
+    // Bob cannot take files out of Alice's collection, and her files are not in his.
+    let refused = store
+        .remove_files_from_collection(b, collection.id, vec![files[1].id])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::NotFound {
+                entity: "collection",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let bobs = store
+        .create_tech_file_collection(
+            b,
+            NewCollection::new(bob, product, "bob's", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .remove_files_from_collection(b, bobs.id, vec![files[1].id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unchanged = store
+        .get_collection_with_files(a, collection.id)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.items.len(), 1);
+    assert_eq!(unchanged.collection.total_credits, 2);
+    let missing = store
+        .remove_files_from_collection(a, Uuid::new_v4(), vec![files[1].id])
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
+
+    // The service role may tidy anyone's collection.
+    let by_service = store
+        .remove_files_from_collection(Principal::Service, collection.id, vec![files[1].id])
+        .await
+        .unwrap();
+    assert_eq!(by_service.len(), 1);
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        0
+    );
 }
 
 async fn batch_files_and_product_stats(store: Arc<dyn TechFileStore>) {
