@@ -159,6 +159,7 @@ on_both_backends!(
     a_stopped_run_finishes_steps_in_flight_and_records_the_rest_as_cancelled,
     a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
     a_failed_regeneration_leaves_its_version_without_the_parents_output,
+    retry_failed_leaves_one_manifest_in_the_collection,
 );
 
 async fn generate(
@@ -1068,4 +1069,97 @@ async fn a_failed_regeneration_leaves_its_version_without_the_parents_output(h: 
         .find(|f| f.view_type.as_deref() == Some("front"))
         .unwrap();
     assert_eq!((sketch.id, &sketch.file_url), (failed.id, &None));
+}
+
+async fn retry_failed_leaves_one_manifest_in_the_collection(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    provider.fail("front:sketch");
+    let (result, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(result.status, CollectionStatus::Partial);
+    let first_manifest = result.manifest.clone().unwrap();
+
+    provider.heal();
+    let retried = h
+        .pipeline(&provider)
+        .retry_failed(
+            h.user,
+            result.collection_id,
+            h.request(&[], 0).options,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried.status, CollectionStatus::Completed);
+    let manifest = retried.manifest.clone().unwrap();
+    assert_eq!(
+        (manifest.lineage_id, manifest.version),
+        (first_manifest.lineage_id, 2),
+        "the manifest was rewritten as a new version"
+    );
+
+    let manifests_of = |pack: &techpack_model::CollectionWithFiles| {
+        files_in_section(pack, SECTION_MANIFEST)
+            .map(|f| f.id)
+            .collect::<Vec<_>>()
+    };
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), result.collection_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        manifests_of(&pack),
+        vec![manifest.id],
+        "only the newest manifest"
+    );
+    let newest = h
+        .store
+        .get_file_history(h.principal(), manifest.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.is_latest)
+        .unwrap();
+    assert_eq!(newest.id, manifest.id);
+    assert_eq!(
+        pack.collection.total_credits, 6,
+        "three steps per view at one credit each; manifests cost nothing"
+    );
+    // The old version still exists, only outside the collection.
+    assert_eq!(
+        h.store
+            .get_tech_file_by_id(h.principal(), first_manifest.id)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    // What `pack show` reads, by collection and by product.
+    for id in [result.collection_id, h.product] {
+        let shown = find_tech_pack(h.store.as_ref(), h.principal(), id)
+            .await
+            .unwrap();
+        assert_eq!(manifests_of(&shown), vec![manifest.id]);
+    }
+
+    // A retry with nothing left to do, and a rerun of the same request, keep it at one.
+    let again = h
+        .pipeline(&provider)
+        .retry_failed(
+            h.user,
+            result.collection_id,
+            h.request(&[], 0).options,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.manifest.as_ref().unwrap().id, manifest.id);
+    let (rerun, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(rerun.collection_id, result.collection_id);
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), result.collection_id)
+        .await
+        .unwrap();
+    assert_eq!(manifests_of(&pack), vec![manifest.id]);
 }
