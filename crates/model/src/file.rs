@@ -179,7 +179,8 @@ impl NewTechFile {
 }
 
 /// What a new version changes relative to the version it supersedes. Unset fields are carried
-/// over, except credits (a new version costs only what it says) and the idempotency key.
+/// over, except credits (a new version costs only what it says) and the idempotency key — and,
+/// for a version that starts `processing`, the outputs (see [`FileChanges::apply_to`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileChanges {
     /// New view.
@@ -250,51 +251,84 @@ impl FileChanges {
 
     /// The row a new version would have: `parent` with these changes applied. Version,
     /// lineage and ids are left for the store to set.
+    ///
+    /// A version whose status is `processing` is being generated and has no output yet, so it
+    /// starts without the parent's: file_url, content_sha256, content_size, mime_type,
+    /// ai_model, generation_prompt, confidence_score, quality_score and error_message are
+    /// empty and analysis_data is `{}` unless these changes give them. Otherwise a generation
+    /// that then fails would leave a version that looks as if it had produced the parent's
+    /// file. What identifies the file (lineage, product, revision, owner, type, view,
+    /// category), its metadata and its generation run are still inherited. PostgreSQL's
+    /// `create_tech_file_version` function follows the same rule.
     pub fn apply_to(&self, parent: &TechFile) -> NewTechFile {
-        let status = self.status.unwrap_or(match parent.status {
+        let mut row = self.overlay(parent);
+        if row.status == FileStatus::Processing {
+            row.file_url = self.file_url.clone();
+            row.content_sha256 = self.content_sha256.clone();
+            row.content_size = self.content_size;
+            row.mime_type = self.mime_type.clone();
+            row.analysis_data = self
+                .analysis_data
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            row.ai_model = self.ai_model.clone();
+            row.generation_prompt = self.generation_prompt.clone();
+            row.confidence_score = self.confidence_score;
+            row.quality_score = self.quality_score;
+            row.error_message = self.error_message.clone();
+        }
+        row
+    }
+
+    /// `current` with these changes applied, every unset field carried over whatever the
+    /// status: what a processing file becomes when its outputs are filled in place, where
+    /// outputs recorded earlier on the same row must survive. Credits and the idempotency
+    /// key follow [`FileChanges::apply_to`]; the caller adjusts them.
+    pub fn overlay(&self, current: &TechFile) -> NewTechFile {
+        let status = self.status.unwrap_or(match current.status {
             FileStatus::Archived => FileStatus::Completed,
             other => other,
         });
         NewTechFile {
-            product_idea_id: parent.product_idea_id,
-            revision_id: parent.revision_id,
-            user_id: parent.user_id,
-            file_type: parent.file_type,
-            view_type: self.view_type.clone().or_else(|| parent.view_type.clone()),
+            product_idea_id: current.product_idea_id,
+            revision_id: current.revision_id,
+            user_id: current.user_id,
+            file_type: current.file_type,
+            view_type: self.view_type.clone().or_else(|| current.view_type.clone()),
             file_category: self
                 .file_category
                 .clone()
-                .or_else(|| parent.file_category.clone()),
-            file_url: self.file_url.clone().or_else(|| parent.file_url.clone()),
+                .or_else(|| current.file_category.clone()),
+            file_url: self.file_url.clone().or_else(|| current.file_url.clone()),
             content_sha256: self
                 .content_sha256
                 .clone()
-                .or_else(|| parent.content_sha256.clone()),
-            content_size: self.content_size.or(parent.content_size),
-            mime_type: self.mime_type.clone().or_else(|| parent.mime_type.clone()),
+                .or_else(|| current.content_sha256.clone()),
+            content_size: self.content_size.or(current.content_size),
+            mime_type: self.mime_type.clone().or_else(|| current.mime_type.clone()),
             analysis_data: self
                 .analysis_data
                 .clone()
-                .unwrap_or_else(|| parent.analysis_data.clone()),
+                .unwrap_or_else(|| current.analysis_data.clone()),
             metadata: self
                 .metadata
                 .clone()
-                .unwrap_or_else(|| parent.metadata.clone()),
-            ai_model: self.ai_model.clone().or_else(|| parent.ai_model.clone()),
+                .unwrap_or_else(|| current.metadata.clone()),
+            ai_model: self.ai_model.clone().or_else(|| current.ai_model.clone()),
             generation_prompt: self
                 .generation_prompt
                 .clone()
-                .or_else(|| parent.generation_prompt.clone()),
-            generation_batch_id: self.generation_batch_id.or(parent.generation_batch_id),
+                .or_else(|| current.generation_prompt.clone()),
+            generation_batch_id: self.generation_batch_id.or(current.generation_batch_id),
             idempotency_key: self.idempotency_key.clone(),
             credits_used: self.credits_used.unwrap_or(0),
-            confidence_score: self.confidence_score.or(parent.confidence_score),
-            quality_score: self.quality_score.or(parent.quality_score),
+            confidence_score: self.confidence_score.or(current.confidence_score),
+            quality_score: self.quality_score.or(current.quality_score),
             status,
             error_message: if status == FileStatus::Failed {
                 self.error_message
                     .clone()
-                    .or_else(|| parent.error_message.clone())
+                    .or_else(|| current.error_message.clone())
             } else {
                 self.error_message.clone()
             },
@@ -433,6 +467,102 @@ mod tests {
         bad.analysis_data = serde_json::json!([1, 2]);
         assert_eq!(bad.validate().unwrap_err().field, "analysis_data");
         assert!(file().validate().is_ok());
+    }
+
+    fn completed_parent() -> TechFile {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        TechFile {
+            id,
+            lineage_id: id,
+            product_idea_id: Uuid::new_v4(),
+            revision_id: Some(Uuid::new_v4()),
+            user_id: Uuid::new_v4(),
+            file_type: FileType::Sketch,
+            view_type: Some("front".into()),
+            file_category: Some("outline".into()),
+            file_url: Some("u/ab/sketch.svg".into()),
+            content_sha256: Some("ab".repeat(32)),
+            content_size: Some(42),
+            mime_type: Some("image/svg+xml".into()),
+            analysis_data: serde_json::json!({"callouts": [1]}),
+            metadata: serde_json::json!({"slot": "sketch"}),
+            ai_model: Some("model/1".into()),
+            generation_prompt: Some("draw".into()),
+            generation_batch_id: Some(Uuid::new_v4()),
+            idempotency_key: Some("key".into()),
+            credits_used: 1,
+            confidence_score: Some(0.8),
+            quality_score: Some(0.7),
+            status: FileStatus::Completed,
+            error_message: None,
+            version: 1,
+            parent_file_id: None,
+            is_latest: true,
+            created_by: None,
+            change_description: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_processing_version_starts_without_the_parents_outputs() {
+        let parent = completed_parent();
+        let changes = FileChanges {
+            status: Some(FileStatus::Processing),
+            ..FileChanges::default()
+        };
+        let row = changes.apply_to(&parent);
+        assert_eq!(row.status, FileStatus::Processing);
+        assert_eq!(
+            (
+                &row.file_url,
+                &row.content_sha256,
+                row.content_size,
+                &row.mime_type
+            ),
+            (&None, &None, None, &None)
+        );
+        assert_eq!(row.analysis_data, serde_json::json!({}));
+        assert_eq!((&row.ai_model, &row.generation_prompt), (&None, &None));
+        assert_eq!((row.confidence_score, row.quality_score), (None, None));
+        assert_eq!(row.error_message, None);
+        // What names the file is kept.
+        assert_eq!(row.revision_id, parent.revision_id);
+        assert_eq!(row.view_type, parent.view_type);
+        assert_eq!(row.file_category, parent.file_category);
+        assert_eq!(row.metadata, parent.metadata);
+        assert_eq!(row.generation_batch_id, parent.generation_batch_id);
+        // Outputs the changes do give are kept.
+        let given = FileChanges {
+            status: Some(FileStatus::Processing),
+            mime_type: Some("image/png".into()),
+            analysis_data: Some(serde_json::json!({"draft": true})),
+            ..FileChanges::default()
+        }
+        .apply_to(&parent);
+        assert_eq!(given.mime_type.as_deref(), Some("image/png"));
+        assert_eq!(given.analysis_data, serde_json::json!({"draft": true}));
+        // A processing parent versioned without a status gives a processing version too.
+        let mut processing = parent.clone();
+        processing.status = FileStatus::Processing;
+        assert_eq!(FileChanges::default().apply_to(&processing).file_url, None);
+    }
+
+    #[test]
+    fn other_versions_and_in_place_fills_inherit_everything() {
+        let parent = completed_parent();
+        let row = FileChanges::default().apply_to(&parent);
+        assert_eq!(row.status, FileStatus::Completed);
+        assert_eq!(row.file_url, parent.file_url);
+        assert_eq!(row.analysis_data, parent.analysis_data);
+        assert_eq!(row.quality_score, parent.quality_score);
+        let mut processing = parent.clone();
+        processing.status = FileStatus::Processing;
+        let filled = FileChanges::default().overlay(&processing);
+        assert_eq!(filled.file_url, parent.file_url);
+        assert_eq!(filled.ai_model, parent.ai_model);
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub async fn export_tech_pack(
         files: Vec::new(),
         skipped: Vec::new(),
     };
-    // A manifest rewritten by a retry leaves its older version in the collection: export the newest.
+    // A collection retried before runs took superseded manifests out may still list several:
+    // export the newest.
     let newest_manifest = pack
         .items
         .iter()

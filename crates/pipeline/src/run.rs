@@ -1582,7 +1582,9 @@ impl Shared {
 
     /// Writes the `complete_pack` manifest that closes the run: a JSON blob listing every file
     /// of the pack. The manifest is one file per product and collection name, versioned; an
-    /// unchanged manifest is not written again.
+    /// unchanged manifest is not written again. The collection lists only this run's
+    /// manifest: the versions earlier runs of it added (before a `--retry-failed` or a
+    /// resumed job) are taken out.
     async fn write_manifest(
         &self,
         collection_name: &str,
@@ -1734,6 +1736,45 @@ impl Shared {
                 }],
             )
             .await?;
+        // Added before the old ones are taken out: a crash in between leaves two manifests,
+        // which the collection's next run tidies, never none.
+        self.remove_older_manifests(&file).await?;
         Ok(file)
+    }
+
+    /// Takes the collection's other manifests out of it. One newer than `current` stays: it
+    /// was written by a concurrent run of the same collection, which takes `current` out in
+    /// turn; if each run removed the other's, the collection could be left with none.
+    async fn remove_older_manifests(&self, current: &TechFile) -> PipelineResult<()> {
+        let pack = self
+            .store
+            .get_collection_with_files(self.principal, self.collection_id)
+            .await?;
+        let older: Vec<Uuid> = pack
+            .items
+            .iter()
+            .filter(|(item, file)| {
+                item.section.as_deref() == Some(SECTION_MANIFEST)
+                    && file.id != current.id
+                    && !is_newer(file, current)
+            })
+            .map(|(_, file)| file.id)
+            .collect();
+        if !older.is_empty() {
+            self.store
+                .remove_files_from_collection(self.principal, self.collection_id, older)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `file` was made after `than`: a later version of the same file, else (another
+/// lineage, e.g. after the manifest was archived) created later.
+fn is_newer(file: &TechFile, than: &TechFile) -> bool {
+    if file.lineage_id == than.lineage_id {
+        file.version > than.version
+    } else {
+        (file.created_at, file.id) > (than.created_at, than.id)
     }
 }

@@ -165,6 +165,8 @@ on_both_backends!(
     a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
     a_job_runs_the_pack_and_records_progress_and_result,
     a_job_that_keeps_failing_is_given_up_with_its_last_error,
+    a_failed_regeneration_leaves_its_version_without_the_parents_output,
+    retry_failed_leaves_one_manifest_in_the_collection,
 );
 
 async fn generate(
@@ -1100,4 +1102,193 @@ async fn local_provider_makes_a_pack_from_a_sample_photo() {
     );
     let again = pipeline.generate(request, None).await.unwrap();
     assert_eq!(again.credits_used, 0);
+}
+
+async fn a_failed_regeneration_leaves_its_version_without_the_parents_output(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    let (first, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(first.status, CollectionStatus::Completed);
+    let before = first
+        .sketches
+        .iter()
+        .find(|s| s.step.view == "front")
+        .unwrap()
+        .file
+        .clone()
+        .unwrap();
+    assert!(before.file_url.is_some());
+
+    // A new front photo: its sketch is regenerated as version 2, and that generation fails.
+    provider.fail("front:sketch");
+    let (second, _) = generate(&h, &provider, h.request(&[("front", 9), ("back", 2)], 1)).await;
+    assert_eq!(second.status, CollectionStatus::Partial);
+    let step = second
+        .sketches
+        .iter()
+        .find(|s| s.step.view == "front")
+        .unwrap();
+    assert_eq!(step.origin, StepOrigin::Failed);
+    let reported = step.file.as_ref().unwrap();
+    let failed = h
+        .store
+        .get_tech_file_by_id(h.principal(), reported.id)
+        .await
+        .unwrap();
+    assert_eq!(&failed, reported);
+    assert_eq!(
+        (failed.lineage_id, failed.version, failed.parent_file_id),
+        (before.lineage_id, 2, Some(before.id))
+    );
+    assert_eq!(
+        (failed.status, failed.credits_used),
+        (FileStatus::Failed, 0)
+    );
+    assert!(
+        failed
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("injected failure of front:sketch"),
+        "{:?}",
+        failed.error_message
+    );
+    assert_eq!(
+        (
+            &failed.file_url,
+            &failed.content_sha256,
+            failed.content_size,
+            &failed.mime_type
+        ),
+        (&None, &None, None, &None),
+        "the failed version has no blob, least of all version 1's"
+    );
+    assert_eq!(failed.analysis_data, serde_json::json!({}));
+    assert_eq!(
+        (
+            &failed.ai_model,
+            &failed.generation_prompt,
+            failed.confidence_score
+        ),
+        (&None, &None, None)
+    );
+    assert_eq!(failed.generation_batch_id, Some(second.batch_id));
+    assert_eq!(failed.view_type.as_deref(), Some("front"));
+    assert_eq!(failed.metadata["slot"], before.metadata["slot"]);
+    // Version 1 keeps its output.
+    let v1 = h
+        .store
+        .get_tech_file_by_id(h.principal(), before.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v1.file_url, v1.content_sha256, v1.status),
+        (
+            before.file_url,
+            before.content_sha256,
+            FileStatus::Completed
+        )
+    );
+    // The pack lists the failed version in its sketches, without content.
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), second.collection_id)
+        .await
+        .unwrap();
+    let sketch = files_in_section(&pack, SECTION_SKETCHES)
+        .find(|f| f.view_type.as_deref() == Some("front"))
+        .unwrap();
+    assert_eq!((sketch.id, &sketch.file_url), (failed.id, &None));
+}
+
+async fn retry_failed_leaves_one_manifest_in_the_collection(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    provider.fail("front:sketch");
+    let (result, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(result.status, CollectionStatus::Partial);
+    let first_manifest = result.manifest.clone().unwrap();
+
+    provider.heal();
+    let retried = h
+        .pipeline(&provider)
+        .retry_failed(
+            h.user,
+            result.collection_id,
+            h.request(&[], 0).options,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried.status, CollectionStatus::Completed);
+    let manifest = retried.manifest.clone().unwrap();
+    assert_eq!(
+        (manifest.lineage_id, manifest.version),
+        (first_manifest.lineage_id, 2),
+        "the manifest was rewritten as a new version"
+    );
+
+    let manifests_of = |pack: &techpack_model::CollectionWithFiles| {
+        files_in_section(pack, SECTION_MANIFEST)
+            .map(|f| f.id)
+            .collect::<Vec<_>>()
+    };
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), result.collection_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        manifests_of(&pack),
+        vec![manifest.id],
+        "only the newest manifest"
+    );
+    let newest = h
+        .store
+        .get_file_history(h.principal(), manifest.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.is_latest)
+        .unwrap();
+    assert_eq!(newest.id, manifest.id);
+    assert_eq!(
+        pack.collection.total_credits, 6,
+        "three steps per view at one credit each; manifests cost nothing"
+    );
+    // The old version still exists, only outside the collection.
+    assert_eq!(
+        h.store
+            .get_tech_file_by_id(h.principal(), first_manifest.id)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    // What `pack show` reads, by collection and by product.
+    for id in [result.collection_id, h.product] {
+        let shown = find_tech_pack(h.store.as_ref(), h.principal(), id)
+            .await
+            .unwrap();
+        assert_eq!(manifests_of(&shown), vec![manifest.id]);
+    }
+
+    // A retry with nothing left to do, and a rerun of the same request, keep it at one.
+    let again = h
+        .pipeline(&provider)
+        .retry_failed(
+            h.user,
+            result.collection_id,
+            h.request(&[], 0).options,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.manifest.as_ref().unwrap().id, manifest.id);
+    let (rerun, _) = generate(&h, &provider, h.request(&[("front", 1), ("back", 2)], 1)).await;
+    assert_eq!(rerun.collection_id, result.collection_id);
+    let pack = h
+        .store
+        .get_collection_with_files(h.principal(), result.collection_id)
+        .await
+        .unwrap();
+    assert_eq!(manifests_of(&pack), vec![manifest.id]);
 }

@@ -104,6 +104,15 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
     /// Creates the next version of the file whose latest version is `id`; the superseded
     /// version is archived into `tech_file_versions` by the database. Versioning a superseded
     /// version is a conflict.
+    ///
+    /// Fields the changes leave unset are copied from the superseded version, except credits
+    /// (0) and the idempotency key — and except the outputs of a version whose resulting
+    /// status is `processing`: it is about to be generated, so file_url, content_sha256,
+    /// content_size, mime_type, ai_model, generation_prompt, confidence_score, quality_score
+    /// and error_message start empty and analysis_data `{}`, and a generation that fails
+    /// leaves no trace of the parent's output on it. Lineage, product, revision, owner,
+    /// type, view, category, metadata and generation batch are always inherited. See
+    /// [`FileChanges::apply_to`].
     async fn create_tech_file_version(
         &self,
         principal: Principal,
@@ -146,6 +155,16 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
         principal: Principal,
         collection_id: Uuid,
         items: Vec<CollectionItemInput>,
+    ) -> StoreResult<Vec<CollectionItem>>;
+    /// Takes files out of a collection, in one transaction; the files themselves stay. The
+    /// database recounts the collection's credits. A file that is not in the collection is
+    /// skipped, not an error, so removing twice is harmless; another user's collection is
+    /// not found. Returns the items removed, in the order their files were given.
+    async fn remove_files_from_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        file_ids: Vec<Uuid>,
     ) -> StoreResult<Vec<CollectionItem>>;
     /// A collection with its files in display order.
     async fn get_collection_with_files(
@@ -346,6 +365,15 @@ async fn restore<S: TechFileStore + ?Sized>(
     store
         .create_tech_file_version(principal, latest.id, rows::restore_changes(&content))
         .await
+}
+
+/// The items of `all` whose files are in `ids`, in the order of `ids` (each once).
+fn items_of_files(all: Vec<CollectionItem>, ids: &[Uuid]) -> Vec<CollectionItem> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .filter(|id| seen.insert(**id))
+        .filter_map(|id| all.iter().find(|item| item.tech_file_id == *id).cloned())
+        .collect()
 }
 
 /// The items of `all` that the call added, in the order given.

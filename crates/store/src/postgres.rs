@@ -702,6 +702,44 @@ impl TechFileStore for PostgresStore {
         Ok(crate::items_for(all, &items))
     }
 
+    async fn remove_files_from_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        file_ids: Vec<Uuid>,
+    ) -> StoreResult<Vec<CollectionItem>> {
+        let mut tx = self.begin(principal).await?;
+        // The collection row first, as add_files_to_collection locks it: the delete trigger's
+        // recount locks it too, and taking it before the item rows keeps a concurrent add and
+        // remove of one collection from waiting on each other in a cycle. RLS makes another
+        // user's collection not found here.
+        one::<Collection>(
+            &mut tx,
+            {
+                let mut q = sql::doc_by_id(D, principal, Table::Collections, collection_id);
+                q.push(" FOR UPDATE");
+                q
+            },
+            "collection",
+            collection_id,
+        )
+        .await?;
+        let docs: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM public.tech_file_collection_items AS t \
+             WHERE t.collection_id = $1 AND t.tech_file_id = ANY($2) RETURNING to_jsonb(t)::text",
+        )
+        .bind(collection_id)
+        .bind(&file_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let removed = docs
+            .iter()
+            .map(|doc| sql::decode_doc(doc))
+            .collect::<StoreResult<Vec<CollectionItem>>>()?;
+        tx.commit().await?;
+        Ok(crate::items_of_files(removed, &file_ids))
+    }
+
     async fn get_collection_with_files(
         &self,
         principal: Principal,

@@ -32,7 +32,7 @@ pub(crate) fn completed_row(
     if changes.status == Some(FileStatus::Archived) {
         return Err(ValidationError::new("status", "archive a file with archive_tech_file").into());
     }
-    let mut row = changes.apply_to(current);
+    let mut row = changes.overlay(current);
     row.status = changes.status.unwrap_or(FileStatus::Completed);
     row.credits_used = changes.credits_used.unwrap_or(current.credits_used);
     row.idempotency_key = changes

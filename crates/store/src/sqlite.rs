@@ -631,6 +631,33 @@ impl TechFileStore for SqliteStore {
         Ok(crate::items_for(all, &items))
     }
 
+    async fn remove_files_from_collection(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+        file_ids: Vec<Uuid>,
+    ) -> StoreResult<Vec<CollectionItem>> {
+        let mut tx = self.write_tx().await?;
+        // Scoped to the caller: another user's collection is not found, as on PostgreSQL.
+        let collection = collection_in(&mut tx, principal, collection_id).await?;
+        let all: Vec<CollectionItem> =
+            docs(&mut tx, sql::collection_items(D, principal, collection_id)).await?;
+        let removed = crate::items_of_files(all, &file_ids);
+        for item in &removed {
+            // The after-delete trigger recounts the collection's credits.
+            sqlx::query(
+                "DELETE FROM tech_file_collection_items WHERE collection_id = ?1 AND tech_file_id = ?2 AND user_id = ?3",
+            )
+            .bind(collection_id.to_string())
+            .bind(item.tech_file_id.to_string())
+            .bind(collection.user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     async fn get_collection_with_files(
         &self,
         principal: Principal,

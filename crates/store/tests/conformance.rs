@@ -70,8 +70,11 @@ conformance!(
     versions_keep_history_and_snapshots,
     versioning_a_superseded_version_is_a_conflict,
     restores_an_earlier_version_as_a_new_one,
+    a_processing_version_starts_without_outputs_until_completed,
+    a_version_of_another_status_inherits_the_outputs,
     concurrent_versioning_keeps_one_latest_and_no_gaps,
     collections_keep_order_sections_progress_and_credits,
+    removing_files_from_a_collection_recounts_credits_and_is_idempotent,
     batch_files_and_product_stats,
     monitoring_report_counts_recent_activity,
     users_are_isolated_from_each_other,
@@ -662,6 +665,265 @@ async fn restores_an_earlier_version_as_a_new_one(store: Arc<dyn TechFileStore>)
     assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
 }
 
+/// A completed sketch with every output set, as a generation step leaves it.
+async fn completed_sketch(store: &Arc<dyn TechFileStore>, owner: Uuid) -> techpack_model::TechFile {
+    let mut file = new_file(owner, Uuid::new_v4(), FileType::Sketch);
+    file.revision_id = Some(Uuid::new_v4());
+    file.file_category = Some("outline".into());
+    file.file_url = Some(format!("{owner}/ab/{}", "ab".repeat(32)));
+    file.content_sha256 = Some("ab".repeat(32));
+    file.content_size = Some(2048);
+    file.mime_type = Some("image/svg+xml".into());
+    file.analysis_data = json!({"callouts": [{"number": 1}]});
+    file.metadata = json!({"slot": "sketch", "cache_key": "one"});
+    file.ai_model = Some("model/1".into());
+    file.generation_prompt = Some("draw the front".into());
+    file.generation_batch_id = Some(Uuid::new_v4());
+    file.credits_used = 1;
+    file.confidence_score = Some(0.9);
+    file.quality_score = Some(0.8);
+    file.status = FileStatus::Completed;
+    store
+        .create_tech_file(Principal::User(owner), file)
+        .await
+        .unwrap()
+}
+
+async fn a_processing_version_starts_without_outputs_until_completed(
+    store: Arc<dyn TechFileStore>,
+) {
+    let owner = user();
+    let me = Principal::User(owner);
+    let v1 = completed_sketch(&store, owner).await;
+    let batch = Uuid::new_v4();
+    let v2 = store
+        .create_tech_file_version(
+            me,
+            v1.id,
+            FileChanges {
+                generation_batch_id: Some(batch),
+                status: Some(FileStatus::Processing),
+                change_description: Some("regenerated: the photo changed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((v2.version, v2.status), (2, FileStatus::Processing));
+    assert_eq!(
+        (
+            &v2.file_url,
+            &v2.content_sha256,
+            v2.content_size,
+            &v2.mime_type
+        ),
+        (&None, &None, None, &None),
+        "no blob of the parent's"
+    );
+    assert_eq!(v2.analysis_data, json!({}));
+    assert_eq!((&v2.ai_model, &v2.generation_prompt), (&None, &None));
+    assert_eq!((v2.confidence_score, v2.quality_score), (None, None));
+    assert_eq!((&v2.error_message, v2.credits_used), (&None, 0));
+    // What names the file is inherited.
+    assert_eq!(
+        (
+            v2.lineage_id,
+            v2.product_idea_id,
+            v2.revision_id,
+            v2.user_id,
+            v2.file_type
+        ),
+        (
+            v1.lineage_id,
+            v1.product_idea_id,
+            v1.revision_id,
+            v1.user_id,
+            v1.file_type
+        )
+    );
+    assert_eq!(
+        (&v2.view_type, &v2.file_category, &v2.metadata),
+        (&v1.view_type, &v1.file_category, &v1.metadata)
+    );
+    assert_eq!(v2.generation_batch_id, Some(batch));
+    // The superseded version keeps its outputs, in the table and in its snapshot.
+    let history = store.get_file_history(me, v2.id).await.unwrap();
+    assert_eq!(history[0].file_url, v1.file_url);
+    let snapshots = store.get_tech_file_versions(me, v2.id).await.unwrap();
+    assert_eq!(snapshots[0].snapshot["file_url"], json!(v1.file_url));
+
+    // Outputs the changes give are kept, and an unset status of a processing parent makes
+    // a processing version too.
+    let v3 = store
+        .create_tech_file_version(
+            me,
+            v2.id,
+            FileChanges {
+                mime_type: Some("image/png".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v3.status, FileStatus::Processing);
+    assert_eq!(
+        (v3.mime_type.as_deref(), &v3.file_url),
+        (Some("image/png"), &None)
+    );
+
+    // The generation finishes: the row gets its own outputs in place.
+    let done = store
+        .complete_tech_file(
+            me,
+            v3.id,
+            FileChanges {
+                file_url: Some(format!("{owner}/cd/{}", "cd".repeat(32))),
+                content_sha256: Some("cd".repeat(32)),
+                content_size: Some(4096),
+                analysis_data: Some(json!({"callouts": [{"number": 2}]})),
+                ai_model: Some("model/2".into()),
+                generation_prompt: Some("draw it again".into()),
+                confidence_score: Some(0.7),
+                credits_used: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.id, done.version), (v3.id, 3));
+    assert_eq!(done.status, FileStatus::Completed);
+    assert_eq!(
+        done.file_url,
+        Some(format!("{owner}/cd/{}", "cd".repeat(32)))
+    );
+    assert_eq!(done.content_sha256, Some("cd".repeat(32)));
+    assert_eq!(done.content_size, Some(4096));
+    assert_eq!(
+        done.mime_type.as_deref(),
+        Some("image/png"),
+        "what the version was given at creation stays"
+    );
+    assert_eq!(done.analysis_data, json!({"callouts": [{"number": 2}]}));
+    assert_eq!(
+        (done.ai_model.as_deref(), done.generation_prompt.as_deref()),
+        (Some("model/2"), Some("draw it again"))
+    );
+    assert_eq!(
+        (done.confidence_score, done.quality_score),
+        (Some(0.7), None)
+    );
+    assert_eq!(done.credits_used, 1);
+
+    // A processing version whose generation fails shows its error and no output.
+    let v4 = store
+        .create_tech_file_version(
+            me,
+            done.id,
+            FileChanges {
+                status: Some(FileStatus::Processing),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let failed = store
+        .complete_tech_file(
+            me,
+            v4.id,
+            FileChanges {
+                status: Some(FileStatus::Failed),
+                error_message: Some("provider timed out".into()),
+                credits_used: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            failed.status,
+            failed.error_message.as_deref(),
+            &failed.file_url,
+            &failed.content_sha256
+        ),
+        (FileStatus::Failed, Some("provider timed out"), &None, &None)
+    );
+    assert_eq!(failed.analysis_data, json!({}));
+}
+
+async fn a_version_of_another_status_inherits_the_outputs(store: Arc<dyn TechFileStore>) {
+    let owner = user();
+    let me = Principal::User(owner);
+    let v1 = completed_sketch(&store, owner).await;
+    let outputs = |file: &techpack_model::TechFile| {
+        (
+            file.file_url.clone(),
+            file.content_sha256.clone(),
+            file.content_size,
+            file.mime_type.clone(),
+            file.analysis_data.clone(),
+            file.ai_model.clone(),
+            file.generation_prompt.clone(),
+            file.confidence_score,
+            file.quality_score,
+        )
+    };
+    let v2 = store
+        .create_tech_file_version(
+            me,
+            v1.id,
+            FileChanges {
+                metadata: Some(json!({"slot": "sketch", "note": "renamed"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.status, FileStatus::Completed);
+    assert_eq!(
+        outputs(&v2),
+        outputs(&v1),
+        "a completed version copies them"
+    );
+    let v3 = store
+        .create_tech_file_version(
+            me,
+            v2.id,
+            FileChanges {
+                status: Some(FileStatus::Failed),
+                error_message: Some("flagged by review".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (v3.status, v3.error_message.as_deref()),
+        (FileStatus::Failed, Some("flagged by review"))
+    );
+    assert_eq!(outputs(&v3), outputs(&v1), "a failed version copies them");
+    // An empty processing version, then a restore of version 1: everything comes back.
+    let v4 = store
+        .create_tech_file_version(
+            me,
+            v3.id,
+            FileChanges {
+                status: Some(FileStatus::Processing),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v4.file_url, None);
+    let restored = store.restore_tech_file_version(me, v4.id, 1).await.unwrap();
+    assert_eq!(
+        (restored.version, restored.status),
+        (5, FileStatus::Completed)
+    );
+    assert_eq!(outputs(&restored), outputs(&v1));
+    assert_eq!(restored.metadata, v1.metadata);
+}
+
 async fn concurrent_versioning_keeps_one_latest_and_no_gaps(store: Arc<dyn TechFileStore>) {
     let owner = user();
     let me = Principal::User(owner);
@@ -890,6 +1152,167 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
         .await
         .unwrap_err();
     assert!(matches!(unknown, StoreError::NotFound { .. }));
+}
+
+async fn removing_files_from_a_collection_recounts_credits_and_is_idempotent(
+    store: Arc<dyn TechFileStore>,
+) {
+    let alice = user();
+    let bob = user();
+    let (a, b) = (Principal::User(alice), Principal::User(bob));
+    let product = Uuid::new_v4();
+    let collection = store
+        .create_tech_file_collection(
+            a,
+            NewCollection::new(alice, product, "pack", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    let mut files = Vec::new();
+    for credits in [1, 2, 4] {
+        let mut file = new_file(alice, product, FileType::Closeup);
+        file.credits_used = credits;
+        files.push(store.create_tech_file(a, file).await.unwrap());
+    }
+    store
+        .add_files_to_collection(
+            a,
+            collection.id,
+            files
+                .iter()
+                .map(|file| CollectionItemInput {
+                    tech_file_id: file.id,
+                    display_order: None,
+                    section: Some("closeups".into()),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        7
+    );
+
+    // A file that is not in the collection is skipped; the removed items come back in the
+    // order given.
+    let not_in = Uuid::new_v4();
+    let removed = store
+        .remove_files_from_collection(a, collection.id, vec![files[2].id, not_in, files[0].id])
+        .await
+        .unwrap();
+    assert_eq!(
+        removed
+            .iter()
+            .map(|item| (item.tech_file_id, item.collection_id, item.section.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (files[2].id, collection.id, Some("closeups".into())),
+            (files[0].id, collection.id, Some("closeups".into()))
+        ]
+    );
+    let left = store
+        .get_collection_with_files(a, collection.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.items
+            .iter()
+            .map(|(_, file)| file.id)
+            .collect::<Vec<_>>(),
+        vec![files[1].id]
+    );
+    assert_eq!(
+        left.collection.total_credits, 2,
+        "the database recounts the total"
+    );
+    // The files themselves stay.
+    assert_eq!(
+        store.get_tech_file_by_id(a, files[0].id).await.unwrap(),
+        files[0]
+    );
+
+    // Removing again changes nothing.
+    let again = store
+        .remove_files_from_collection(a, collection.id, vec![files[2].id, files[0].id])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(
+        store
+            .remove_files_from_collection(a, collection.id, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        2
+    );
+
+    // Bob cannot take files out of Alice's collection, and her files are not in his.
+    let refused = store
+        .remove_files_from_collection(b, collection.id, vec![files[1].id])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::NotFound {
+                entity: "collection",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let bobs = store
+        .create_tech_file_collection(
+            b,
+            NewCollection::new(bob, product, "bob's", CollectionType::TechPackV2),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .remove_files_from_collection(b, bobs.id, vec![files[1].id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unchanged = store
+        .get_collection_with_files(a, collection.id)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.items.len(), 1);
+    assert_eq!(unchanged.collection.total_credits, 2);
+    let missing = store
+        .remove_files_from_collection(a, Uuid::new_v4(), vec![files[1].id])
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
+
+    // The service role may tidy anyone's collection.
+    let by_service = store
+        .remove_files_from_collection(Principal::Service, collection.id, vec![files[1].id])
+        .await
+        .unwrap();
+    assert_eq!(by_service.len(), 1);
+    assert_eq!(
+        store
+            .get_collection(a, collection.id)
+            .await
+            .unwrap()
+            .total_credits,
+        0
+    );
 }
 
 async fn batch_files_and_product_stats(store: Arc<dyn TechFileStore>) {

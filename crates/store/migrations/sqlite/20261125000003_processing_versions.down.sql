@@ -1,0 +1,2 @@
+-- techpack rollback of 20261125000003: nothing changed in SQLite's schema, nothing to undo.
+SELECT 1;
