@@ -8,60 +8,11 @@ use techpack_model::{
     CollectionItemInput, CollectionProgress, CollectionStatus, CollectionType, FileChanges,
     FileFilter, FileStatus, FileType, MAX_JSON_BYTES, NewCollection, NewTechFile, Principal,
 };
-use techpack_store::test_support::TestDatabase;
-use techpack_store::{NewLegacyAnalysis, SqliteStore, StoreError, TechFileStore};
+use techpack_store::on_both_backends;
+use techpack_store::{NewLegacyAnalysis, StoreError, TechFileStore};
 use uuid::Uuid;
 
-/// A store under test and what keeps its database alive.
-struct Harness {
-    store: Arc<dyn TechFileStore>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    _postgres: Option<TestDatabase>,
-}
-
-async fn sqlite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("techpack.db"))
-        .await
-        .unwrap();
-    store.migrate_up().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: Some(dir),
-        _postgres: None,
-    }
-}
-
-async fn postgres() -> Harness {
-    let db = TestDatabase::create().await;
-    let store = db.store().await.unwrap();
-    Harness {
-        store: Arc::new(store),
-        _sqlite_dir: None,
-        _postgres: Some(db),
-    }
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::sqlite().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let harness = super::postgres().await;
-                super::$name(harness.store.clone()).await;
-            })*
-        }
-    };
-}
-
-conformance!(
+on_both_backends!(
     creates_and_reads_back_every_field,
     idempotency_key_returns_the_first_row,
     lists_latest_files_with_filters_and_keyset_pages,
