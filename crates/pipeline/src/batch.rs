@@ -16,7 +16,7 @@ use crate::error::{PipelineError, PipelineResult};
 const MAX_BATCH: usize = 64;
 
 /// How long the writer waits after the first item of a batch for others to join it.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(3);
 
 type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
 
@@ -59,7 +59,7 @@ where
     F: Future<Output = Result<Vec<O>, StoreError>> + Send + 'static,
 {
     while let Some(first) = queue.recv().await {
-        // Steps that finish "together" finish within a millisecond or two of each other:
+        // Steps that finish "together" finish within a few milliseconds of each other:
         // waiting that long for them costs a single step little and saves a commit per step
         // of a wave.
         tokio::time::sleep(LINGER).await;

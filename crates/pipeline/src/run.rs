@@ -31,8 +31,9 @@ use techpack_model::{
     ProductCategory, TechFile,
 };
 use techpack_store::{NewLegacyAnalysis, TechFileStore};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::batch::Batcher;
@@ -269,53 +270,64 @@ impl Pipeline {
         };
         let pack_key = pack_key(&request, &collection_name, &views);
 
-        let (collection, resumed) = match resume {
-            Some(collection) => (collection, true),
-            None => {
-                match self
-                    .find_pack_collection(
-                        principal,
-                        request.product_idea_id,
-                        &pack_key,
-                        options.force,
-                        options.batch_id,
-                    )
-                    .await?
-                {
-                    Some(collection) => (collection, true),
-                    None => {
-                        let mut new = NewCollection::new(
-                            request.user_id,
+        // Which collection the run fills, and what the product's slots hold already: two
+        // independent round trips, made at once.
+        let find_collection = async {
+            let found = match resume {
+                Some(collection) => (collection, true),
+                None => {
+                    match self
+                        .find_pack_collection(
+                            principal,
                             request.product_idea_id,
-                            collection_name.clone(),
-                            CollectionType::TechPackV2,
-                        );
-                        new.description = Some(format!(
-                            "{} view(s), up to {} close-up(s) each, {} category, made by {}",
-                            views.len(),
-                            options.closeups_per_view,
-                            request.category,
-                            self.provider.name()
-                        ));
-                        new.generation_batch_id =
-                            Some(options.batch_id.unwrap_or_else(Uuid::now_v7));
-                        new.metadata = json!({
-                            "pack_key": pack_key,
-                            "provider": self.provider.name(),
-                            "fingerprint": fingerprint,
-                            "primary_image": views.iter().find(|v| v.input.view == primary_view).map(|v| v.photo_blob.key.clone()),
-                            "request": recorded,
-                        });
-                        (
-                            self.store
-                                .create_tech_file_collection(principal, new)
-                                .await?,
-                            false,
+                            &pack_key,
+                            options.force,
+                            options.batch_id,
                         )
+                        .await?
+                    {
+                        Some(collection) => (collection, true),
+                        None => {
+                            let mut new = NewCollection::new(
+                                request.user_id,
+                                request.product_idea_id,
+                                collection_name.clone(),
+                                CollectionType::TechPackV2,
+                            );
+                            new.description = Some(format!(
+                                "{} view(s), up to {} close-up(s) each, {} category, made by {}",
+                                views.len(),
+                                options.closeups_per_view,
+                                request.category,
+                                self.provider.name()
+                            ));
+                            new.generation_batch_id =
+                                Some(options.batch_id.unwrap_or_else(Uuid::now_v7));
+                            new.metadata = json!({
+                                "pack_key": pack_key,
+                                "provider": self.provider.name(),
+                                "fingerprint": fingerprint,
+                                "primary_image": views.iter().find(|v| v.input.view == primary_view).map(|v| v.photo_blob.key.clone()),
+                                "request": recorded,
+                            });
+                            (
+                                self.store
+                                    .create_tech_file_collection(principal, new)
+                                    .await?,
+                                false,
+                            )
+                        }
                     }
                 }
-            }
+            };
+            Ok::<_, PipelineError>(found)
         };
+        let (found, existing) = tokio::join!(
+            find_collection,
+            self.latest_files_by_slot(principal, request.product_idea_id)
+        );
+        let (collection, resumed) = found?;
+        let existing = existing?;
         let batch_id = collection.generation_batch_id.ok_or_else(|| {
             PipelineError::Corrupt(format!(
                 "collection {} has no generation batch",
@@ -323,9 +335,6 @@ impl Pipeline {
             ))
         })?;
 
-        let existing = self
-            .latest_files_by_slot(principal, request.product_idea_id)
-            .await?;
         let initial_total = views.len() * (2 + options.closeups_per_view);
         let completions = Batcher::spawn({
             let store = self.store.clone();
@@ -348,7 +357,17 @@ impl Pipeline {
                 }
             }
         });
+        let (percentages, percentage_updates) = tokio::sync::watch::channel(-1);
+        let writer_done = CancellationToken::new();
+        let progress_writer = tokio::spawn(write_progress_in_background(
+            self.store.clone(),
+            principal,
+            collection.id,
+            percentage_updates,
+            writer_done.clone(),
+        ));
         let shared = Arc::new(Shared {
+            resumed_collection: resumed,
             completions,
             collection_adds,
             store: self.store.clone(),
@@ -364,46 +383,35 @@ impl Pipeline {
             options: options.clone(),
             existing,
             progress,
-            tally: Mutex::new(Tally {
+            tally: std::sync::Mutex::new(Tally {
                 total: initial_total,
-                written_percentage: -1,
                 ..Tally::default()
             }),
+            percentages,
             started,
         });
-        // The collection turns `in_progress` while the first provider calls are under way:
-        // the lock on the tally keeps every later progress write behind this one.
-        let mut tally = shared.tally.lock().await;
-        let counts = tally.counts(started);
         shared.emit(ProgressEvent::Started {
             collection_id: collection.id,
             batch_id,
-            counts,
+            counts: shared.counts_now(),
         });
-        let mark_in_progress = async {
-            let written = shared
-                .write_progress(&mut tally, CollectionStatus::InProgress)
-                .await;
-            drop(tally);
-            written
-        };
-        let (marked, graph) = tokio::join!(mark_in_progress, run_graph(&shared, &views));
-        marked?;
+        // The collection turns `in_progress` while the first provider calls are under way.
+        let _ = shared.percentages.send(0);
+        let graph = run_graph(&shared, &views).await;
+        // The background writer's last write lands before the final status.
+        writer_done.cancel();
+        let _ = progress_writer.await;
         let reports = match graph {
             Ok(reports) => reports,
             Err(error) => {
                 // Best effort: the run cannot go on (the store or a task failed); leave the
                 // collection visibly failed rather than forever in progress.
-                let mut tally = shared.tally.lock().await;
-                let _ = shared
-                    .write_progress(&mut tally, CollectionStatus::Failed)
-                    .await;
+                let _ = shared.write_status(CollectionStatus::Failed).await;
                 return Err(error);
             }
         };
 
-        let mut tally = shared.tally.lock().await;
-        let counts = tally.counts(started);
+        let counts = shared.counts_now();
         let status = if counts.done == counts.total {
             CollectionStatus::Completed
         } else if counts.done == 0 {
@@ -416,12 +424,11 @@ impl Pipeline {
         // collection whose manifest the next run of the same request writes.
         let (manifest, marked) = tokio::join!(
             shared.write_manifest(&collection_name, &primary_view, status, &views, &reports),
-            shared.write_progress(&mut tally, status)
+            shared.write_status(status)
         );
         let manifest = manifest?;
         marked?;
-        let counts = tally.counts(started);
-        drop(tally);
+        let counts = shared.counts_now();
         shared.emit(ProgressEvent::Finished { status, counts });
         let collection = self.store.get_collection(principal, collection.id).await?;
 
@@ -651,14 +658,12 @@ struct ViewState {
     cache_key: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     done: usize,
     failed: usize,
     total: usize,
     credits_used: i64,
-    written_percentage: i32,
-    written_at: Option<Instant>,
 }
 
 impl Tally {
@@ -687,8 +692,12 @@ struct Shared {
     options: TechPackOptions,
     existing: HashMap<SlotKey, TechFile>,
     progress: Option<ProgressSender>,
-    tally: Mutex<Tally>,
+    tally: std::sync::Mutex<Tally>,
+    /// The latest completion percentage, for the background progress writer.
+    percentages: tokio::sync::watch::Sender<i32>,
     started: Instant,
+    /// Whether the collection existed before this run (a rerun, a retry, a job's next attempt).
+    resumed_collection: bool,
     /// Completes step rows in batches.
     completions: Batcher<(Uuid, FileChanges), TechFile>,
     /// Adds files to the run's collection in batches.
@@ -729,6 +738,47 @@ struct StepDone {
     /// The analysis, when this was a successful analysis step.
     analysis: Option<Arc<Analysis>>,
     view: Arc<ViewState>,
+}
+
+/// Writes the collection's completion percentage while a run goes on, off the steps' path: a
+/// step never waits for it. At most one write per [`PROGRESS_WRITE_INTERVAL`], only when the
+/// percentage grew; readers poll the collection, and a write per step would put a round trip
+/// on every step of a single-writer database. Stops when `done` is cancelled, after the write
+/// in hand, so the final status is always written after it.
+async fn write_progress_in_background(
+    store: Arc<dyn TechFileStore>,
+    principal: Principal,
+    collection_id: Uuid,
+    mut percentages: tokio::sync::watch::Receiver<i32>,
+    done: CancellationToken,
+) {
+    let mut written = -1;
+    loop {
+        tokio::select! {
+            biased;
+            _ = done.cancelled() => return,
+            changed = percentages.changed() => if changed.is_err() { return },
+        }
+        let percentage = *percentages.borrow_and_update();
+        if percentage > written {
+            let progress = CollectionProgress {
+                completion_percentage: percentage,
+                status: CollectionStatus::InProgress,
+            };
+            match store
+                .update_collection_progress(principal, collection_id, progress)
+                .await
+            {
+                Ok(_) => written = percentage,
+                // The next change tries again; the run's final status is written regardless.
+                Err(error) => tracing::warn!(%error, "writing a collection's progress"),
+            }
+        }
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(PROGRESS_WRITE_INTERVAL) => {}
+        }
+    }
 }
 
 /// Whether a view's analysis row is recorded: `None` while it is being written, then the
@@ -814,7 +864,7 @@ async fn run_graph(
                             view: view.input.view.clone(),
                             kind,
                         };
-                        let counts = shared.count_failure().await?;
+                        let counts = shared.count_failure();
                         shared.emit(ProgressEvent::StepFailed {
                             step: step.clone(),
                             error: reason.clone(),
@@ -848,7 +898,7 @@ async fn spawn_dependents(
 ) {
     let planned = shared.options.closeups_per_view;
     let shots = shared.provider.plan_closeups(analysis, planned);
-    shared.replan(planned, shots.len()).await;
+    shared.replan(planned, shots.len());
     for (index, shot) in shots.into_iter().enumerate() {
         let step = StepId {
             view: view.input.view.clone(),
@@ -991,7 +1041,7 @@ async fn run_step(
         let Some(_permit) = permit else {
             return Ok::<_, PipelineError>(None);
         };
-        let counts = shared.tally.lock().await.counts(shared.started);
+        let counts = shared.counts_now();
         shared.emit(ProgressEvent::StepStarted {
             step: step.clone(),
             counts,
@@ -1065,7 +1115,7 @@ async fn run_step(
             {
                 shared.dual_write(&view, &file, analysis).await?;
             }
-            let counts = shared.count_success(credits).await?;
+            let counts = shared.count_success(credits);
             shared.emit(ProgressEvent::StepFinished {
                 step: step.clone(),
                 origin: StepOrigin::Generated,
@@ -1096,7 +1146,7 @@ async fn run_step(
                 ..FileChanges::default()
             };
             let file = shared.complete(row.id, changes).await?;
-            let counts = shared.count_failure().await?;
+            let counts = shared.count_failure();
             shared.emit(ProgressEvent::StepFailed {
                 step: step.clone(),
                 error: message.clone(),
@@ -1223,7 +1273,7 @@ impl Shared {
             }
             _ => None,
         };
-        let counts = self.count_failure().await?;
+        let counts = self.count_failure();
         self.emit(ProgressEvent::StepFailed {
             step: step.clone(),
             error: reason.clone(),
@@ -1256,58 +1306,50 @@ impl Shared {
         }
     }
 
-    /// Writes the completion percentage (when it changed) or a new status. Called with the
-    /// tally locked, so writes are in order and the percentage never goes back.
-    async fn write_progress(
-        &self,
-        tally: &mut Tally,
-        status: CollectionStatus,
-    ) -> PipelineResult<()> {
-        let percentage = tally.counts(self.started).percentage();
-        if status == CollectionStatus::InProgress
-            && (percentage == tally.written_percentage
-                || tally
-                    .written_at
-                    .is_some_and(|at| at.elapsed() < PROGRESS_WRITE_INTERVAL))
-        {
-            // Readers poll the collection; a row write per finished step would put a
-            // database round trip on every step of a single-writer database for nothing.
-            return Ok(());
-        }
+    /// Writes the run's final (or failed) status with its percentage.
+    async fn write_status(&self, status: CollectionStatus) -> PipelineResult<()> {
         self.store
             .update_collection_progress(
                 self.principal,
                 self.collection_id,
                 CollectionProgress {
-                    completion_percentage: percentage,
+                    completion_percentage: self.counts_now().percentage(),
                     status,
                 },
             )
             .await?;
-        tally.written_percentage = percentage;
-        tally.written_at = Some(Instant::now());
         Ok(())
     }
 
-    async fn count_success(&self, credits: i64) -> PipelineResult<ProgressCounts> {
-        let mut tally = self.tally.lock().await;
-        tally.done += 1;
-        tally.credits_used += credits;
-        self.write_progress(&mut tally, CollectionStatus::InProgress)
-            .await?;
-        Ok(tally.counts(self.started))
+    fn counts_now(&self) -> ProgressCounts {
+        self.tally.lock().expect("tally lock").counts(self.started)
     }
 
-    async fn count_failure(&self) -> PipelineResult<ProgressCounts> {
-        let mut tally = self.tally.lock().await;
-        tally.failed += 1;
-        Ok(tally.counts(self.started))
+    /// Changes the tally and hands the new percentage to the background writer.
+    fn count(&self, change: impl FnOnce(&mut Tally)) -> ProgressCounts {
+        let counts = {
+            let mut tally = self.tally.lock().expect("tally lock");
+            change(&mut tally);
+            tally.counts(self.started)
+        };
+        self.percentages.send_replace(counts.percentage());
+        counts
+    }
+
+    fn count_success(&self, credits: i64) -> ProgressCounts {
+        self.count(|tally| {
+            tally.done += 1;
+            tally.credits_used += credits;
+        })
+    }
+
+    fn count_failure(&self) -> ProgressCounts {
+        self.count(|tally| tally.failed += 1)
     }
 
     /// An analysis planned `actual` close-ups where `planned` were assumed.
-    async fn replan(&self, planned: usize, actual: usize) {
-        let mut tally = self.tally.lock().await;
-        tally.total = tally.total + actual - planned;
+    fn replan(&self, planned: usize, actual: usize) {
+        self.count(|tally| tally.total = tally.total + actual - planned);
     }
 
     fn section(&self, view: &ViewState, step: &StepId) -> CollectionItemInput {
@@ -1367,7 +1409,7 @@ impl Shared {
             _ => None,
         };
         self.add_to_collection(view, step, &file).await?;
-        let counts = self.count_success(0).await?;
+        let counts = self.count_success(0);
         let elapsed_ms = step_started.elapsed().as_millis() as u64;
         self.emit(ProgressEvent::StepFinished {
             step: step.clone(),
@@ -1504,8 +1546,8 @@ impl Shared {
                 }
                 Output::Sketch(generated) => {
                     let sketch = generated.output;
-                    let svg = put(sketch.svg.into_bytes()).await?;
-                    let png = put(sketch.png).await?;
+                    let (svg, png) =
+                        tokio::try_join!(put(sketch.svg.into_bytes()), put(sketch.png))?;
                     metadata["png_key"] = json!(png.key);
                     metadata["png_sha256"] = json!(png.sha256);
                     metadata["png_size"] = json!(png.size);
@@ -1737,8 +1779,11 @@ impl Shared {
             )
             .await?;
         // Added before the old ones are taken out: a crash in between leaves two manifests,
-        // which the collection's next run tidies, never none.
-        self.remove_older_manifests(&file).await?;
+        // which the collection's next run tidies, never none. A collection this run made has
+        // no older ones.
+        if self.resumed_collection {
+            self.remove_older_manifests(&file).await?;
+        }
         Ok(file)
     }
 
