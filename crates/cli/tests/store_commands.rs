@@ -43,8 +43,13 @@ async fn files_commands_on_the_embedded_database() {
     let applied = ok_json(techpack(dir.path(), None, &["--json", "migrate"]));
     assert_eq!(
         applied["applied"],
-        serde_json::json!([20261125000001i64, 20261125000002i64, 20261125000003i64]),
-        "tech files, generation jobs, then processing versions without outputs"
+        serde_json::json!([
+            20261125000001i64,
+            20261125000002i64,
+            20261125000003i64,
+            20261125000004i64
+        ]),
+        "tech files, generation jobs, processing versions without outputs, statement recounts"
     );
     let again = ok_json(techpack(dir.path(), None, &["--json", "migrate", "up"]));
     assert!(

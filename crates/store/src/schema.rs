@@ -108,6 +108,7 @@ pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
     "tech_file_collections_recount_credits",
     "tech_file_collection_items_after_change",
     "tech_files_after_credits_change",
+    "tech_files_after_credits_change_statement",
     "create_tech_file_version",
     "generation_jobs_notify",
 ];
