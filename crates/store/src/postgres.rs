@@ -429,11 +429,11 @@ impl TechFileStore for PostgresStore {
         id: Uuid,
         changes: FileChanges,
     ) -> StoreResult<TechFile> {
-        changes.validate()?;
-        let mut tx = self.begin(principal).await?;
-        let file = complete_in(&mut tx, principal, id, &changes).await?;
-        tx.commit().await?;
-        Ok(file)
+        let mut done = self
+            .complete_tech_files(principal, vec![(id, changes)])
+            .await?;
+        done.pop()
+            .ok_or_else(|| StoreError::not_found("tech file", id))
     }
 
     async fn complete_tech_files(
@@ -987,54 +987,4 @@ async fn blob_references(
 #[cfg(feature = "test-support")]
 pub(crate) fn migrator() -> &'static Migrator {
     &MIGRATOR
-}
-
-/// Fills in one processing (or failed) file inside the caller's transaction.
-async fn complete_in(
-    tx: &mut PgConnection,
-    principal: Principal,
-    id: Uuid,
-    changes: &FileChanges,
-) -> StoreResult<TechFile> {
-    // FOR UPDATE: two finishers of one step serialize; the second sees it completed.
-    let current: TechFile = one(
-        &mut *tx,
-        {
-            let mut q = sql::doc_by_id(D, principal, Table::Files, id);
-            q.push(" FOR UPDATE");
-            q
-        },
-        "tech file",
-        id,
-    )
-    .await?;
-    let row = completed_row(&current, changes)?;
-    let doc: String = sqlx::query_scalar(
-        "UPDATE public.tech_files AS t SET view_type = $2, file_category = $3, file_url = $4, content_sha256 = $5, \
-         content_size = $6, mime_type = $7, analysis_data = $8, metadata = $9, ai_model = $10, \
-         generation_prompt = $11, generation_batch_id = $12, idempotency_key = $13, credits_used = $14, \
-         confidence_score = $15, quality_score = $16, status = $17, error_message = $18 WHERE t.id = $1 \
-         RETURNING to_jsonb(t)::text",
-    )
-    .bind(id)
-    .bind(&row.view_type)
-    .bind(&row.file_category)
-    .bind(&row.file_url)
-    .bind(&row.content_sha256)
-    .bind(row.content_size)
-    .bind(&row.mime_type)
-    .bind(Json(&row.analysis_data))
-    .bind(Json(&row.metadata))
-    .bind(&row.ai_model)
-    .bind(&row.generation_prompt)
-    .bind(row.generation_batch_id)
-    .bind(&row.idempotency_key)
-    .bind(row.credits_used)
-    .bind(row.confidence_score)
-    .bind(row.quality_score)
-    .bind(row.status.as_str())
-    .bind(&row.error_message)
-    .fetch_one(&mut *tx)
-    .await?;
-    sql::decode_doc(&doc)
 }
