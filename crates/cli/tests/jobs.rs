@@ -496,7 +496,9 @@ async fn a_paused_worker_loses_its_job_and_writes_nothing_when_it_wakes() {
     signal(&a, "STOP");
 
     let mut b = world.spawn(&strs(&worker_args("b", false)));
-    wait_for("b to finish the job", Duration::from_secs(30), async || {
+    // When `a` stopped inside a transaction, the server ends that session after its idle
+    // timeout (30 s), and only then can `b` lock the rows `a` held.
+    wait_for("b to finish the job", Duration::from_secs(90), async || {
         only_job(store.as_ref(), user).await.state == JobState::Succeeded
     })
     .await;

@@ -390,10 +390,10 @@ impl Pipeline {
             percentages,
             started,
         });
-        shared.emit(ProgressEvent::Started {
+        shared.emit_now(|counts| ProgressEvent::Started {
             collection_id: collection.id,
             batch_id,
-            counts: shared.counts_now(),
+            counts,
         });
         // The collection turns `in_progress` while the first provider calls are under way.
         let _ = shared.percentages.send(0);
@@ -428,8 +428,7 @@ impl Pipeline {
         );
         let manifest = manifest?;
         marked?;
-        let counts = shared.counts_now();
-        shared.emit(ProgressEvent::Finished { status, counts });
+        let counts = shared.emit_now(|counts| ProgressEvent::Finished { status, counts });
         let collection = self.store.get_collection(principal, collection.id).await?;
 
         let mut result = TechPackResult {
@@ -864,8 +863,7 @@ async fn run_graph(
                             view: view.input.view.clone(),
                             kind,
                         };
-                        let counts = shared.count_failure();
-                        shared.emit(ProgressEvent::StepFailed {
+                        shared.count_failure(|counts| ProgressEvent::StepFailed {
                             step: step.clone(),
                             error: reason.clone(),
                             counts,
@@ -1041,8 +1039,7 @@ async fn run_step(
         let Some(_permit) = permit else {
             return Ok::<_, PipelineError>(None);
         };
-        let counts = shared.counts_now();
-        shared.emit(ProgressEvent::StepStarted {
+        shared.emit_now(|counts| ProgressEvent::StepStarted {
             step: step.clone(),
             counts,
         });
@@ -1115,8 +1112,7 @@ async fn run_step(
             {
                 shared.dual_write(&view, &file, analysis).await?;
             }
-            let counts = shared.count_success(credits);
-            shared.emit(ProgressEvent::StepFinished {
+            shared.count_success(credits, |counts| ProgressEvent::StepFinished {
                 step: step.clone(),
                 origin: StepOrigin::Generated,
                 credits,
@@ -1146,8 +1142,7 @@ async fn run_step(
                 ..FileChanges::default()
             };
             let file = shared.complete(row.id, changes).await?;
-            let counts = shared.count_failure();
-            shared.emit(ProgressEvent::StepFailed {
+            shared.count_failure(|counts| ProgressEvent::StepFailed {
                 step: step.clone(),
                 error: message.clone(),
                 counts,
@@ -1273,8 +1268,7 @@ impl Shared {
             }
             _ => None,
         };
-        let counts = self.count_failure();
-        self.emit(ProgressEvent::StepFailed {
+        self.count_failure(|counts| ProgressEvent::StepFailed {
             step: step.clone(),
             error: reason.clone(),
             counts,
@@ -1325,31 +1319,59 @@ impl Shared {
         self.tally.lock().expect("tally lock").counts(self.started)
     }
 
-    /// Changes the tally and hands the new percentage to the background writer.
-    fn count(&self, change: impl FnOnce(&mut Tally)) -> ProgressCounts {
+    /// Changes the tally, emits the event made from the new counts and hands the new
+    /// percentage to the background writer. The event is sent under the tally's lock, so
+    /// readers get events in the order of their counts.
+    fn count(
+        &self,
+        change: impl FnOnce(&mut Tally),
+        event: impl FnOnce(ProgressCounts) -> Option<ProgressEvent>,
+    ) -> ProgressCounts {
         let counts = {
             let mut tally = self.tally.lock().expect("tally lock");
             change(&mut tally);
-            tally.counts(self.started)
+            let counts = tally.counts(self.started);
+            if let Some(event) = event(counts) {
+                self.emit(event);
+            }
+            counts
         };
         self.percentages.send_replace(counts.percentage());
         counts
     }
 
-    fn count_success(&self, credits: i64) -> ProgressCounts {
-        self.count(|tally| {
-            tally.done += 1;
-            tally.credits_used += credits;
-        })
+    /// Emits an event with the current counts, under the tally's lock (see [`Self::count`]).
+    fn emit_now(&self, event: impl FnOnce(ProgressCounts) -> ProgressEvent) -> ProgressCounts {
+        let tally = self.tally.lock().expect("tally lock");
+        let counts = tally.counts(self.started);
+        self.emit(event(counts));
+        counts
     }
 
-    fn count_failure(&self) -> ProgressCounts {
-        self.count(|tally| tally.failed += 1)
+    fn count_success(
+        &self,
+        credits: i64,
+        event: impl FnOnce(ProgressCounts) -> ProgressEvent,
+    ) -> ProgressCounts {
+        self.count(
+            |tally| {
+                tally.done += 1;
+                tally.credits_used += credits;
+            },
+            |counts| Some(event(counts)),
+        )
+    }
+
+    fn count_failure(&self, event: impl FnOnce(ProgressCounts) -> ProgressEvent) -> ProgressCounts {
+        self.count(|tally| tally.failed += 1, |counts| Some(event(counts)))
     }
 
     /// An analysis planned `actual` close-ups where `planned` were assumed.
     fn replan(&self, planned: usize, actual: usize) {
-        self.count(|tally| tally.total = tally.total + actual - planned);
+        self.count(
+            |tally| tally.total = tally.total + actual - planned,
+            |_| None,
+        );
     }
 
     fn section(&self, view: &ViewState, step: &StepId) -> CollectionItemInput {
@@ -1409,9 +1431,8 @@ impl Shared {
             _ => None,
         };
         self.add_to_collection(view, step, &file).await?;
-        let counts = self.count_success(0);
         let elapsed_ms = step_started.elapsed().as_millis() as u64;
-        self.emit(ProgressEvent::StepFinished {
+        self.count_success(0, |counts| ProgressEvent::StepFinished {
             step: step.clone(),
             origin,
             credits: 0,

@@ -29,6 +29,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 const D: Dialect = Dialect::Postgres;
 
+/// How long a session may sit idle inside a transaction before the server ends it. Every
+/// transaction of techpack runs its statements back to back; the longest wait inside one is a
+/// blob deletion during cleanup.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -47,6 +52,20 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
+            // A process that stalls inside a transaction (paused, swapped out, stuck on I/O)
+            // would keep its row locks, and with them every other worker away from its job and
+            // files, for as long as it stalls: the server ends such a session instead. A `SET`
+            // rather than a startup option, which connection poolers may refuse.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
+                    )))
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|error| {
