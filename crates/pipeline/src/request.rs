@@ -84,6 +84,22 @@ impl Default for TechPackOptions {
     }
 }
 
+/// A view whose photo is already in the blob store: what a pack's collection records and what
+/// a queued job carries, so a later run reads the photo back instead of being sent it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredView {
+    /// The view name.
+    pub view: String,
+    /// The revision the view's files belong to.
+    pub revision_id: Uuid,
+    /// The photo's blob key.
+    pub photo_key: String,
+    /// The photo's SHA-256, checked when the photo is read back.
+    pub photo_sha256: String,
+    /// The reference size, e.g. `height=70cm`.
+    pub reference: Option<String>,
+}
+
 /// Close-ups per view are capped: each is a provider call and a credit.
 pub const MAX_CLOSEUPS_PER_VIEW: usize = 16;
 

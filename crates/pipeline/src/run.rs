@@ -40,8 +40,8 @@ use crate::batch::Batcher;
 use crate::error::{PipelineError, PipelineResult};
 use crate::progress::{ProgressCounts, ProgressEvent, ProgressSender, StepId, StepKind};
 use crate::request::{
-    MAX_CLOSEUPS_PER_VIEW, RetryPolicy, StepOrigin, StepReport, TechPackOptions, TechPackRequest,
-    TechPackResult, ViewInput,
+    MAX_CLOSEUPS_PER_VIEW, RetryPolicy, StepOrigin, StepReport, StoredView, TechPackOptions,
+    TechPackRequest, TechPackResult, ViewInput,
 };
 
 /// Section of the base-view analyses in a pack's collection.
@@ -55,6 +55,8 @@ pub const SECTION_MANIFEST: &str = "complete_pack";
 /// In-progress updates of a collection's percentage are written at most this often (the
 /// final status always is).
 pub const PROGRESS_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// The error recorded for a step a stopped run did not start.
+const CANCELLED_STEP: &str = "cancelled: the run stopped before this step ran";
 /// The collection name when the request gives none.
 pub const DEFAULT_COLLECTION_NAME: &str = "Tech pack";
 /// The key in an analysis written to the legacy table that names the tech file it mirrors, so a
@@ -70,16 +72,7 @@ pub(crate) struct RecordedRequest {
     pub primary_view: String,
     pub provider: String,
     pub fingerprint: String,
-    pub views: Vec<RecordedView>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RecordedView {
-    pub view: String,
-    pub revision_id: Uuid,
-    pub photo_key: String,
-    pub photo_sha256: String,
-    pub reference: Option<String>,
+    pub views: Vec<StoredView>,
 }
 
 /// Runs tech-pack generation against one store, blob store and provider.
@@ -154,12 +147,7 @@ impl Pipeline {
     ) -> PipelineResult<TechPackResult> {
         let principal = Principal::User(user_id);
         let collection = self.store.get_collection(principal, collection_id).await?;
-        if collection.collection_type != CollectionType::TechPackV2 {
-            return Err(PipelineError::InvalidRequest(format!(
-                "collection {collection_id} is a {}, not a tech pack made by `techpack generate`",
-                collection.collection_type
-            )));
-        }
+        check_tech_pack(&collection)?;
         let recorded: RecordedRequest =
             serde_json::from_value(collection.metadata["request"].clone()).map_err(|error| {
                 PipelineError::Corrupt(format!(
@@ -177,16 +165,7 @@ impl Pipeline {
             .category
             .parse()
             .map_err(|error| PipelineError::Corrupt(format!("recorded category: {error}")))?;
-        let mut views = Vec::with_capacity(recorded.views.len());
-        for view in &recorded.views {
-            let photo = self.blobs.get_bytes(&view.photo_key).await?;
-            views.push(ViewInput {
-                revision_id: view.revision_id,
-                view: view.view.clone(),
-                photo: Arc::from(photo.as_ref()),
-                reference: view.reference.clone(),
-            });
-        }
+        let views = load_views(&self.blobs, &recorded.views).await?;
         let request = TechPackRequest {
             product_idea_id: collection.product_idea_id,
             user_id,
@@ -226,21 +205,12 @@ impl Pipeline {
         // The photos are stored first: each analysis file points at its photo's blob, and a
         // later `--retry-failed` reads them back from there.
         let mut views = Vec::with_capacity(request.views.len());
-        let photo_blobs = futures::future::try_join_all(request.views.iter().map(|input| async {
-            self.blobs
-                .put_bytes(request.user_id, Bytes::copy_from_slice(&input.photo))
-                .await
-                .map_err(|error| {
-                    if error.is_caller_error() {
-                        PipelineError::InvalidRequest(format!(
-                            "the photo of view `{}`: {error}",
-                            input.view
-                        ))
-                    } else {
-                        PipelineError::Blob(error)
-                    }
-                })
-        }))
+        let photo_blobs = futures::future::try_join_all(
+            request
+                .views
+                .iter()
+                .map(|input| store_photo(&self.blobs, request.user_id, input)),
+        )
         .await?;
         for ((index, input), photo_blob) in request.views.iter().enumerate().zip(photo_blobs) {
             let cache_key = view_cache_key(&request, input, &photo_blob.sha256, &fingerprint);
@@ -259,7 +229,7 @@ impl Pipeline {
             fingerprint: fingerprint.clone(),
             views: views
                 .iter()
-                .map(|view| RecordedView {
+                .map(|view| StoredView {
                     view: view.input.view.clone(),
                     revision_id: view.input.revision_id,
                     photo_key: view.photo_blob.key.clone(),
@@ -545,6 +515,67 @@ impl Pipeline {
         }
         Ok(slots)
     }
+}
+
+/// Stores a view's photo. A photo the blob store refuses (too large, not an image) is the
+/// caller's mistake.
+pub(crate) async fn store_photo(
+    blobs: &BlobStore,
+    user_id: Uuid,
+    input: &ViewInput,
+) -> PipelineResult<StoredBlob> {
+    blobs
+        .put_bytes(user_id, Bytes::copy_from_slice(&input.photo))
+        .await
+        .map_err(|error| {
+            if error.is_caller_error() {
+                PipelineError::InvalidRequest(format!(
+                    "the photo of view `{}`: {error}",
+                    input.view
+                ))
+            } else {
+                PipelineError::Blob(error)
+            }
+        })
+}
+
+/// Reads stored views' photos back, each checked against its recorded hash.
+pub(crate) async fn load_views(
+    blobs: &BlobStore,
+    views: &[StoredView],
+) -> PipelineResult<Vec<ViewInput>> {
+    let mut inputs = Vec::with_capacity(views.len());
+    for view in views {
+        let photo = blobs.get_bytes(&view.photo_key).await?;
+        if sha256_of(&photo) != view.photo_sha256 {
+            return Err(PipelineError::Corrupt(format!(
+                "the stored photo of view `{}` ({}) does not match its hash",
+                view.view, view.photo_key
+            )));
+        }
+        inputs.push(ViewInput {
+            revision_id: view.revision_id,
+            view: view.view.clone(),
+            photo: Arc::from(photo.as_ref()),
+            reference: view.reference.clone(),
+        });
+    }
+    Ok(inputs)
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Refuses a collection that `techpack generate` did not make.
+pub(crate) fn check_tech_pack(collection: &Collection) -> PipelineResult<()> {
+    if collection.collection_type != CollectionType::TechPackV2 {
+        return Err(PipelineError::InvalidRequest(format!(
+            "collection {} is a {}, not a tech pack made by `techpack generate`",
+            collection.id, collection.collection_type
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn validate(request: &TechPackRequest) -> PipelineResult<()> {
@@ -845,10 +876,7 @@ async fn run_graph(
                 }
                 None => {
                     let (origin, reason) = if done.report.origin == StepOrigin::Cancelled {
-                        (
-                            StepOrigin::Cancelled,
-                            "cancelled: the run stopped before this step ran".to_owned(),
-                        )
+                        (StepOrigin::Cancelled, CANCELLED_STEP.to_owned())
                     } else {
                         (
                             StepOrigin::Blocked,
@@ -1252,7 +1280,7 @@ impl Shared {
         step: StepId,
         row: Option<&TechFile>,
     ) -> PipelineResult<StepDone> {
-        let reason = "cancelled: the run stopped before this step ran".to_owned();
+        let reason = CANCELLED_STEP.to_owned();
         let file = match row {
             Some(row)
                 if row.status == FileStatus::Processing

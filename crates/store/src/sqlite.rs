@@ -435,11 +435,11 @@ impl TechFileStore for SqliteStore {
         id: Uuid,
         changes: FileChanges,
     ) -> StoreResult<TechFile> {
-        changes.validate()?;
-        let mut tx = self.write_tx().await?;
-        let file = complete_in(&mut tx, principal, id, &changes).await?;
-        tx.commit().await?;
-        Ok(file)
+        let mut done = self
+            .complete_tech_files(principal, vec![(id, changes)])
+            .await?;
+        done.pop()
+            .ok_or_else(|| StoreError::not_found("tech file", id))
     }
 
     async fn complete_tech_files(

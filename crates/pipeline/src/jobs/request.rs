@@ -2,17 +2,15 @@
 //! becomes a job. The photos are stored as blobs before the job is queued, so any worker on
 //! any machine can run it from the job row alone.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use techpack_blobs::BlobStore;
-use techpack_model::{CollectionType, Job, NewJob, Principal, ProductCategory};
+use techpack_model::{Job, NewJob, Principal, ProductCategory};
 use techpack_store::TechFileStore;
 use uuid::Uuid;
 
 use crate::error::{PipelineError, PipelineResult};
-use crate::request::{TechPackOptions, TechPackRequest, ViewInput};
+use crate::request::{StoredView, TechPackOptions, TechPackRequest};
+use crate::run::{check_tech_pack, load_views, store_photo};
 
 /// The version of [`JobRequest`]'s shape; a worker refuses shapes it does not know.
 pub const JOB_REQUEST_SCHEMA: &str = "techpack.job/1";
@@ -51,28 +49,13 @@ pub enum JobWork {
         /// Regenerate everything as new versions.
         force: bool,
         /// The views, their photos already stored.
-        views: Vec<JobView>,
+        views: Vec<StoredView>,
     },
     /// Redo the failed steps of a pack: `techpack generate --retry-failed`.
     RetryFailed {
         /// The pack's collection.
         collection_id: Uuid,
     },
-}
-
-/// A view of a job, with its photo as a stored blob.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobView {
-    /// The view name.
-    pub view: String,
-    /// The revision the view's files belong to.
-    pub revision_id: Uuid,
-    /// The photo's blob key.
-    pub photo_key: String,
-    /// The photo's SHA-256, checked when a worker reads it back.
-    pub photo_sha256: String,
-    /// The reference size, e.g. `height=70cm`.
-    pub reference: Option<String>,
 }
 
 impl JobRequest {
@@ -132,23 +115,7 @@ impl JobRequest {
         else {
             return Ok(None);
         };
-        let mut inputs = Vec::with_capacity(views.len());
-        for view in views {
-            let photo = blobs.get_bytes(&view.photo_key).await?;
-            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
-            if sha256 != view.photo_sha256 {
-                return Err(PipelineError::Corrupt(format!(
-                    "job {}: the stored photo of view `{}` does not match its hash",
-                    job.id, view.view
-                )));
-            }
-            inputs.push(ViewInput {
-                revision_id: view.revision_id,
-                view: view.view.clone(),
-                photo: Arc::from(photo.as_ref()),
-                reference: view.reference.clone(),
-            });
-        }
+        let inputs = load_views(blobs, views).await?;
         Ok(Some(TechPackRequest {
             product_idea_id: job.product_idea_id,
             user_id: job.user_id,
@@ -173,20 +140,8 @@ pub async fn enqueue_tech_pack(
     crate::run::validate(request)?;
     let mut views = Vec::with_capacity(request.views.len());
     for view in &request.views {
-        let blob = blobs
-            .put_bytes(request.user_id, Bytes::copy_from_slice(&view.photo))
-            .await
-            .map_err(|error| {
-                if error.is_caller_error() {
-                    PipelineError::InvalidRequest(format!(
-                        "the photo of view `{}`: {error}",
-                        view.view
-                    ))
-                } else {
-                    PipelineError::Blob(error)
-                }
-            })?;
-        views.push(JobView {
+        let blob = store_photo(blobs, request.user_id, view).await?;
+        views.push(StoredView {
             view: view.view.trim().to_owned(),
             revision_id: view.revision_id,
             photo_key: blob.key,
@@ -233,12 +188,7 @@ pub async fn enqueue_retry_failed(
     let collection = store
         .get_collection(Principal::User(user_id), collection_id)
         .await?;
-    if collection.collection_type != CollectionType::TechPackV2 {
-        return Err(PipelineError::InvalidRequest(format!(
-            "collection {collection_id} is a {}, not a tech pack made by `techpack generate`",
-            collection.collection_type
-        )));
-    }
+    check_tech_pack(&collection)?;
     let batch_id = collection.generation_batch_id.ok_or_else(|| {
         PipelineError::Corrupt(format!(
             "collection {collection_id} has no generation batch"
