@@ -100,9 +100,9 @@ pub async fn run_claimed_job(
     let store = environment.store.clone();
     // A worker that cannot make the job's provider (e.g. no API key here) gives the job back
     // for a worker that can, without counting the attempt against it.
-    let provider = match JobRequest::from_job(&job) {
+    let prepared = match JobRequest::from_job(&job) {
         Ok(request) => match (environment.providers)(&request.provider) {
-            Ok(provider) => Some(provider),
+            Ok(provider) => Ok((request, provider)),
             Err(error) => {
                 let reason = format!(
                     "worker {} cannot run provider `{}`: {error}",
@@ -119,8 +119,8 @@ pub async fn run_claimed_job(
                 return JobRun { end, result: None };
             }
         },
-        // An unreadable request fails below, permanently.
-        Err(_) => None,
+        // An unreadable request fails the job below, permanently.
+        Err(error) => Err(error),
     };
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
@@ -157,7 +157,7 @@ pub async fn run_claimed_job(
     ));
 
     let outcome = tokio::select! {
-        outcome = run_pipeline(environment, provider, &job, &lease, stop.clone(), events) => outcome,
+        outcome = run_pipeline(environment, prepared, &job, &lease, stop.clone(), events) => outcome,
         // The fenced store would refuse every further write anyway; stop at once.
         _ = lost.cancelled() => Err(PipelineError::Store(StoreError::LeaseLost(
             format!("job {}: another worker took the lease over", job.id),
@@ -198,16 +198,13 @@ pub async fn run_claimed_job(
 
 async fn run_pipeline(
     environment: &JobEnvironment,
-    provider: Option<Arc<dyn Provider>>,
+    prepared: PipelineResult<(JobRequest, Arc<dyn Provider>)>,
     job: &Job,
     lease: &JobLease,
     stop: CancellationToken,
     events: ProgressSender,
 ) -> PipelineResult<TechPackResult> {
-    let request = JobRequest::from_job(job)?;
-    let provider = provider.ok_or_else(|| {
-        PipelineError::InvalidRequest(format!("job {} names no usable provider", job.id))
-    })?;
+    let (request, provider) = prepared?;
     let pipeline = Pipeline::new(
         environment.store.fenced(lease),
         environment.blobs.clone(),
