@@ -1,6 +1,7 @@
 //! The PostgreSQL backend. Every call is one transaction that first switches to role
-//! `authenticated` with the caller's JWT claims (or to `service_role`), the way PostgREST and
-//! Supabase do, so row level security — not a WHERE clause — keeps users apart.
+//! `techpack_app` with the caller's JWT claims (or to `service_role`), the way PostgREST and
+//! Supabase switch to `authenticated`, so row level security — not a WHERE clause — keeps users
+//! apart.
 
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ use crate::{BlobReferences, LockedBlobAction, StoreError, StoreResult, TechFileS
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 const D: Dialect = Dialect::Postgres;
+
+/// The role techpack switches to for a user's request: own rows only (row level security on the
+/// JWT `sub`), with the writes techpack makes. Created by migration 20261124000000.
+pub(crate) const APP_ROLE: &str = "techpack_app";
 
 /// How long a session may sit idle inside a transaction before the server ends it. Every
 /// transaction of techpack runs its statements back to back; the longest wait inside one is a
@@ -117,8 +122,12 @@ impl PostgresStore {
             crate::jobs::postgres::hold_fence(&mut tx, fence).await?;
         }
         let (role, claims, sub) = match principal {
+            // Not `authenticated`: Supabase API clients are that role, and it may write only
+            // what a user may (20261201000010); techpack's own writes (credits, versions,
+            // jobs) need techpack_app, which no API client can become. The claims stay the
+            // user's, so the same own-row policies decide what the request sees.
             Principal::User(id) => (
-                "authenticated",
+                APP_ROLE,
                 serde_json::json!({ "sub": id, "role": "authenticated" }),
                 id.to_string(),
             ),
