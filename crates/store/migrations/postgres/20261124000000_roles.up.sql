@@ -60,12 +60,11 @@ BEGIN
         END;
     END LOOP;
     IF cardinality(must_create) > 0 THEN
-        RAISE EXCEPTION 'techpack: the role % may not create the roles techpack needs (%)',
-                current_user, array_to_string(must_create, ', ')
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Ask an administrator to run: %s; GRANT %s TO %I; then migrate again.',
-                                array_to_string(must_create, '; '),
-                                array_to_string(wanted, ', '), current_user);
+        -- The statements are in the message itself: it is what a migration tool shows.
+        RAISE EXCEPTION '%', format(
+                'techpack: the role %I may not create the roles techpack needs; ask an administrator to run: %s; GRANT %s TO %I; then migrate again',
+                current_user, array_to_string(must_create, '; '), array_to_string(wanted, ', '), current_user)
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 
     -- The login that migrates is the login techpack runs as: it switches to these roles per
@@ -82,20 +81,18 @@ BEGIN
         END;
     END LOOP;
     IF cardinality(must_grant) > 0 THEN
-        RAISE EXCEPTION 'techpack: the role % is not a member of % and may not grant them to itself',
-                current_user, array_to_string(must_grant, ', ')
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Ask an administrator to run: GRANT %s TO %I; then migrate again.',
-                                array_to_string(must_grant, ', '), current_user);
+        RAISE EXCEPTION '%', format(
+                'techpack: the role %I is not a member of %s and may not grant them to itself; ask an administrator to run: GRANT %s TO %I; then migrate again',
+                current_user, array_to_string(must_grant, ', '), array_to_string(must_grant, ', '), current_user)
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 
     -- PostgREST logs in as authenticator and may switch to any role it is a member of: a
     -- member of techpack_app would let a forged JWT claim `role: techpack_app`.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticator')
        AND pg_catalog.pg_has_role('authenticator', 'techpack_app', 'MEMBER') THEN
-        RAISE EXCEPTION 'techpack: the role authenticator (the Supabase API''s login) is a member of techpack_app'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Run: REVOKE techpack_app FROM authenticator; techpack_app is for techpack''s own login only.';
+        RAISE EXCEPTION 'techpack: the role authenticator (the Supabase API''s login) is a member of techpack_app, so any API client could act as techpack; run: REVOKE techpack_app FROM authenticator'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
 END
 $$;
