@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 
+use techpack_model::{ClassifiedError, ErrorKind, io_error_kind};
+
 /// Everything a blob operation can fail with.
 ///
 /// Variants are split so a caller can tell its own mistakes (a bad URL, a file too large or of
@@ -107,6 +109,43 @@ impl BlobError {
         )
     }
 
+    /// The kind of failure (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidUrl { .. } | Self::UnsupportedScheme { .. } => ErrorKind::Misconfigured,
+            Self::InvalidKey { .. } | Self::UnsupportedType { .. } | Self::Source(_) => {
+                ErrorKind::InvalidInput
+            }
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::PresignUnsupported { .. } => ErrorKind::Misconfigured,
+            Self::Io { source, .. } => match io_error_kind(source) {
+                ErrorKind::NotFound | ErrorKind::InvalidInput => ErrorKind::Misconfigured,
+                other => other,
+            },
+            Self::Backend(error) => backend_error_kind(error),
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidUrl { .. } | Self::UnsupportedScheme { .. } => "config_error",
+            Self::InvalidKey { .. } => "invalid_input",
+            Self::NotFound { .. } => "blob_not_found",
+            Self::TooLarge { .. } => "too_large",
+            Self::UnsupportedType { .. } => "unsupported_type",
+            Self::Source(_) => "invalid_input",
+            Self::PresignUnsupported { .. } => "config_error",
+            Self::Io { .. } | Self::Backend(_) => match self.kind() {
+                ErrorKind::StorageFull => "storage_full",
+                ErrorKind::Misconfigured => "config_error",
+                ErrorKind::Unavailable => "blob_storage_unavailable",
+                _ => "blob_storage_error",
+            },
+        }
+    }
+
     /// Maps a backend error, turning "not found" into [`BlobError::NotFound`] for `key`.
     pub(crate) fn from_store(key: &str, err: object_store::Error) -> Self {
         match err {
@@ -155,4 +194,49 @@ pub enum SignatureError {
         /// Length given.
         got: usize,
     },
+}
+
+impl ClassifiedError for BlobError {
+    fn kind(&self) -> ErrorKind {
+        BlobError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        BlobError::code(self)
+    }
+}
+
+/// What a failure of the object store means: refused credentials or a bad setting is the
+/// operator's to fix; an operating-system error says what it is (a full disk); anything else
+/// from a remote store (a refused connection, a timeout, a 5xx) may pass.
+fn backend_error_kind(error: &object_store::Error) -> ErrorKind {
+    use object_store::Error as E;
+    match error {
+        E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::UnknownConfigurationKey { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. } => ErrorKind::Misconfigured,
+        E::InvalidPath { .. } => ErrorKind::InvalidInput,
+        E::NotFound { .. } => ErrorKind::NotFound,
+        E::AlreadyExists { .. } | E::Precondition { .. } | E::NotModified { .. } => {
+            ErrorKind::Conflict
+        }
+        _ => {
+            let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+            while let Some(current) = cause {
+                if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                    return match io_error_kind(io) {
+                        ErrorKind::Internal => ErrorKind::Unavailable,
+                        other => other,
+                    };
+                }
+                if current.to_string().contains("NoSuchBucket") {
+                    return ErrorKind::Misconfigured;
+                }
+                cause = current.source();
+            }
+            ErrorKind::Unavailable
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod output;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -70,18 +71,54 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return argument_error(error),
+    };
     let json = cli.global.json;
-    let result = run(cli).await;
-    match result {
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            output::print_error(&error, json);
-            ExitCode::from(output::exit_code(&error))
-        }
+        Err(error) => ExitCode::from(output::print_error(&error, json)),
     }
+}
+
+/// A command line clap refused: help and version go to stdout as usual; a mistake is the
+/// caller's (exit 2), printed as JSON when `--json` was given.
+fn argument_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if std::env::args().any(|arg| arg == "--json") {
+        let message = error.kind().as_str().map_or_else(
+            || error.to_string().trim().to_owned(),
+            |kind| {
+                let rendered = error.to_string();
+                let first = rendered.lines().next().unwrap_or(kind).trim();
+                first.strip_prefix("error: ").unwrap_or(first).to_owned()
+            },
+        );
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": { "code": "invalid_input", "message": message } })
+        );
+        return ExitCode::from(2);
+    }
+    let _ = error.print();
+    ExitCode::from(2)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! Printing: text tables for people, JSON for scripts, and errors with their stable codes.
 
 use serde::Serialize;
-use techpack_store::StoreError;
+use techpack_app::ErrorReport;
 
 /// Prints `value` as pretty JSON.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -9,8 +9,13 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints rows as an aligned text table.
-pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+/// Prints rows as an aligned text table, or `empty` when there are none (a bare header says
+/// nothing to a person).
+pub fn print_table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
+    if rows.is_empty() {
+        println!("{empty}");
+        return;
+    }
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -33,38 +38,19 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// The stable code of an error, when it is one of ours.
-pub fn error_code(error: &anyhow::Error) -> &'static str {
-    match error.downcast_ref::<StoreError>() {
-        Some(store) => store.code(),
-        None => "error",
-    }
-}
-
-/// Exit status: 2 for the caller's mistakes (bad input, not found, conflict), 1 otherwise.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
-    match error.downcast_ref::<StoreError>() {
-        Some(
-            StoreError::Invalid(_)
-            | StoreError::NotFound { .. }
-            | StoreError::Conflict(_)
-            | StoreError::Forbidden(_),
-        ) => 2,
-        _ => 1,
-    }
-}
-
-/// Prints an error to stderr, as `{"error": {code, message}}` with `--json`.
-pub fn print_error(error: &anyhow::Error, json: bool) {
-    let message = format!("{error:#}");
+/// Prints an error to stderr, as `{"error": {code, message}}` with `--json`, and returns the
+/// exit status it maps to.
+pub fn print_error(error: &anyhow::Error, json: bool) -> u8 {
+    let report = ErrorReport::of_anyhow(error);
     if json {
         eprintln!(
             "{}",
-            serde_json::json!({ "error": { "code": error_code(error), "message": message } })
+            serde_json::json!({ "error": { "code": report.code, "message": report.message } })
         );
     } else {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", report.message);
     }
+    report.exit_status()
 }
 
 /// A short form of an optional value for tables.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use techpack_model::{ClassifiedError, ErrorKind};
+
 /// Why a generation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GenerateError {
@@ -41,6 +43,18 @@ impl GenerateError {
         )
     }
 
+    /// The kind of failure (see [`ErrorKind`]): a bad photo is the caller's to fix, a provider
+    /// that is down or slow may recover, an unusable answer is the provider's fault.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GenerateError::BadInput(_) => ErrorKind::InvalidInput,
+            GenerateError::RateLimited { .. }
+            | GenerateError::TimedOut(_)
+            | GenerateError::Upstream { .. } => ErrorKind::Unavailable,
+            GenerateError::InvalidAnswer(_) => ErrorKind::Internal,
+        }
+    }
+
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -50,5 +64,15 @@ impl GenerateError {
             GenerateError::Upstream { .. } => "upstream_error",
             GenerateError::InvalidAnswer(_) => "invalid_answer",
         }
+    }
+}
+
+impl ClassifiedError for GenerateError {
+    fn kind(&self) -> ErrorKind {
+        GenerateError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        GenerateError::code(self)
     }
 }

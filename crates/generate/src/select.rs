@@ -3,12 +3,14 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use techpack_model::{ClassifiedError, ErrorKind};
+
 use crate::Provider;
 use crate::local::LocalProvider;
 use crate::openai::{OpenAiConfigError, OpenAiProvider};
 
 /// The providers there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ProviderKind {
     /// Offline image processing (the default).
     #[default]
@@ -26,6 +28,35 @@ pub enum ProviderSetupError {
     /// The OpenAI provider's configuration is missing or wrong.
     #[error(transparent)]
     OpenAi(#[from] OpenAiConfigError),
+}
+
+impl ProviderSetupError {
+    /// The kind of failure: an unknown name is a bad request; a provider that cannot be set
+    /// up needs its settings fixed.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderSetupError::Unknown(_) => ErrorKind::InvalidInput,
+            ProviderSetupError::OpenAi(_) => ErrorKind::Misconfigured,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderSetupError::Unknown(_) => "invalid_input",
+            ProviderSetupError::OpenAi(_) => "config_error",
+        }
+    }
+}
+
+impl ClassifiedError for ProviderSetupError {
+    fn kind(&self) -> ErrorKind {
+        ProviderSetupError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        ProviderSetupError::code(self)
+    }
 }
 
 impl ProviderKind {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use techpack_blobs::BlobError;
+use techpack_model::{ClassifiedError, ErrorKind, io_error_kind};
 use techpack_store::StoreError;
 
 /// Why a housekeeping operation failed as a whole (per-blob failures of cleanup and fsck are
@@ -38,4 +39,44 @@ pub enum HousekeepingError {
     /// An option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+}
+
+impl HousekeepingError {
+    /// The kind of failure (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            HousekeepingError::Store(error) => error.kind(),
+            HousekeepingError::Blob(error) => error.kind(),
+            HousekeepingError::Read { source, .. } => match io_error_kind(source) {
+                ErrorKind::Internal => ErrorKind::InvalidInput,
+                other => other,
+            },
+            HousekeepingError::SourceChanged { .. } => ErrorKind::Conflict,
+            HousekeepingError::InvalidOption(_) => ErrorKind::InvalidInput,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HousekeepingError::Store(error) => error.code(),
+            HousekeepingError::Blob(error) => error.code(),
+            HousekeepingError::Read { .. } => match self.kind() {
+                ErrorKind::NotFound => "not_found",
+                _ => "invalid_input",
+            },
+            HousekeepingError::SourceChanged { .. } => "conflict",
+            HousekeepingError::InvalidOption(_) => "invalid_input",
+        }
+    }
+}
+
+impl ClassifiedError for HousekeepingError {
+    fn kind(&self) -> ErrorKind {
+        HousekeepingError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        HousekeepingError::code(self)
+    }
 }

@@ -40,6 +40,10 @@ pub struct Collection {
     pub updated_at: DateTime<Utc>,
     /// When it reached a final status.
     pub completed_at: Option<DateTime<Utc>>,
+    /// How many steps the run that filled it planned (its files other than the manifest, and
+    /// the steps that never got one): the base of its percentage once the run is over.
+    #[serde(default)]
+    pub planned_steps: Option<i32>,
 }
 
 /// The input of `create_tech_file_collection`.
@@ -152,9 +156,23 @@ pub struct CollectionProgress {
     pub completion_percentage: i32,
     /// New status.
     pub status: CollectionStatus,
+    /// The steps the run planned, recorded with its final status; `None` keeps what is
+    /// recorded. Once the run is over the database keeps the percentage and status current
+    /// from the files (a file marked failed later makes the pack partial) against this count.
+    #[serde(default)]
+    pub planned_steps: Option<i32>,
 }
 
 impl CollectionProgress {
+    /// A progress update that leaves the planned steps as they are.
+    pub fn new(completion_percentage: i32, status: CollectionStatus) -> Self {
+        Self {
+            completion_percentage,
+            status,
+            planned_steps: None,
+        }
+    }
+
     /// Checks the percentage.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if !(0..=100).contains(&self.completion_percentage) {
@@ -164,6 +182,12 @@ impl CollectionProgress {
                     "must be between 0 and 100 (got {})",
                     self.completion_percentage
                 ),
+            ));
+        }
+        if self.planned_steps.is_some_and(|steps| steps < 0) {
+            return Err(ValidationError::new(
+                "planned_steps",
+                "must not be negative",
             ));
         }
         Ok(())

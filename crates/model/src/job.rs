@@ -114,7 +114,24 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// What the job was asked to do, as a key: identical requests of one user join the job
+    /// that is queued or running for them instead of queueing another.
+    #[serde(default)]
+    pub request_key: Option<String>,
+    /// The caller's key for the request (an API client's `Idempotency-Key`): the same key
+    /// always names this job.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// The generation batch its runs fill: every attempt continues it.
+    #[serde(default)]
+    pub batch_id: Option<Uuid>,
+    /// The stable code of the error it failed with (`invalid_input`, `unavailable` …).
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
+
+/// The longest request or idempotency key, in bytes.
+pub const MAX_JOB_KEY_BYTES: usize = 200;
 
 /// The input of `enqueue_job`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,10 +148,21 @@ pub struct NewJob {
     pub max_attempts: i32,
     /// The collection the run fills, when it already exists.
     pub collection_id: Option<Uuid>,
+    /// The request as a key: while a job of the same user with this key is queued or
+    /// running, enqueueing returns that job instead of a new one.
+    #[serde(default)]
+    pub request_key: Option<String>,
+    /// The caller's key: a job with this key of the same user, in any state, is returned
+    /// instead of a new one (and a different request under the same key is a conflict).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// The generation batch the job's runs fill.
+    #[serde(default)]
+    pub batch_id: Option<Uuid>,
 }
 
 impl NewJob {
-    /// A tech-pack job with the default attempts and no collection yet.
+    /// A tech-pack job with the default attempts, no collection yet and no keys.
     pub fn tech_pack(user_id: Uuid, product_idea_id: Uuid, request: Value) -> Self {
         Self {
             user_id,
@@ -143,6 +171,9 @@ impl NewJob {
             request,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             collection_id: None,
+            request_key: None,
+            idempotency_key: None,
+            batch_id: None,
         }
     }
 
@@ -158,6 +189,21 @@ impl NewJob {
             ));
         }
         check_json_object("request", &self.request)?;
+        for (field, key) in [
+            ("request_key", &self.request_key),
+            ("idempotency_key", &self.idempotency_key),
+        ] {
+            if let Some(key) = key
+                && (key.is_empty()
+                    || key.len() > MAX_JOB_KEY_BYTES
+                    || key.chars().any(char::is_control))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    format!("must be 1 to {MAX_JOB_KEY_BYTES} bytes without control characters"),
+                ));
+            }
+        }
         if !(1..=MAX_JOB_ATTEMPTS).contains(&self.max_attempts) {
             return Err(ValidationError::new(
                 "max_attempts",
@@ -286,6 +332,9 @@ pub struct JobOutcome {
     pub result: Option<Value>,
     /// Why it failed (kept as the job's `last_error`; cut to [`MAX_TEXT_BYTES`]).
     pub error: Option<String>,
+    /// The stable code of that error.
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
 
 impl JobOutcome {
@@ -295,15 +344,17 @@ impl JobOutcome {
             state: JobState::Succeeded,
             result,
             error: None,
+            error_code: None,
         }
     }
 
-    /// The run failed.
-    pub fn failed(error: impl Into<String>) -> Self {
+    /// The run failed for good with an error of code `code`.
+    pub fn failed(error: impl Into<String>, code: &str) -> Self {
         Self {
             state: JobState::Failed,
             result: None,
             error: Some(error.into()),
+            error_code: Some(code.to_owned()),
         }
     }
 
@@ -313,6 +364,7 @@ impl JobOutcome {
             state: JobState::Cancelled,
             result: None,
             error: None,
+            error_code: None,
         }
     }
 
@@ -339,6 +391,106 @@ impl JobOutcome {
             }
         }
         Ok(())
+    }
+}
+
+/// A tech-pack job's progress as its runner records it on the job row (`generation_jobs.progress`).
+/// Every field defaults, so a job that has not started yet (`{}`) reads as all zeros.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobProgress {
+    /// Steps with an output (generated or reused).
+    pub done: u64,
+    /// Steps failed, blocked or cancelled.
+    pub failed: u64,
+    /// Steps in the plan.
+    pub total: u64,
+    /// Credits this attempt's run charged so far.
+    pub credits_used: i64,
+    /// Steps with an output as a share of the plan, 0..=100.
+    pub percentage: i32,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+}
+
+impl JobProgress {
+    /// Whether the run has reported a plan yet.
+    pub fn has_plan(&self) -> bool {
+        self.total > 0
+    }
+
+    /// Steps that are over, one way or the other.
+    pub fn finished_steps(&self) -> u64 {
+        self.done + self.failed
+    }
+}
+
+/// How many steps of a pack came about in each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobStepCounts {
+    /// Made by the provider in this run (and charged).
+    pub generated: u64,
+    /// Reused from an earlier run at no charge.
+    pub reused: u64,
+    /// Failed, or blocked by their view's failed analysis.
+    pub failed: u64,
+    /// Not started because the run was stopped.
+    pub cancelled: u64,
+}
+
+/// A failed step of a pack, as a job's result lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedStep {
+    /// The step, e.g. `front close-up 2 (collar)`.
+    pub step: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// What a finished tech-pack job keeps of its pack (`generation_jobs.result`): enough to report
+/// it without reading the collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The pack's `tech_pack_v2` collection.
+    pub collection_id: Uuid,
+    /// The generation batch of the run.
+    pub batch_id: Uuid,
+    /// The product idea.
+    pub product_idea_id: Uuid,
+    /// The pack's final status.
+    pub status: crate::CollectionStatus,
+    /// Share of the pack's steps with an output, 0..=100.
+    pub completion_percentage: i32,
+    /// Credits this run charged.
+    pub credits_used: i64,
+    /// Credits of the whole pack (its files', reused ones included), as the database keeps them.
+    pub collection_credits: i64,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+    /// How the steps came about.
+    #[serde(default)]
+    pub steps: JobStepCounts,
+    /// The first failed steps (at most [`MAX_FAILED_STEPS_LISTED`]).
+    #[serde(default)]
+    pub failed: Vec<FailedStep>,
+}
+
+/// How many failed steps a job's result lists.
+pub const MAX_FAILED_STEPS_LISTED: usize = 20;
+
+impl Job {
+    /// The progress its runner recorded, typed; zeros before the first report (or for a
+    /// progress document this build cannot read).
+    pub fn pack_progress(&self) -> JobProgress {
+        serde_json::from_value(self.progress.clone()).unwrap_or_default()
+    }
+
+    /// The pack it made, typed, once it finished with one.
+    pub fn pack_result(&self) -> Option<JobResult> {
+        self.result
+            .as_ref()
+            .and_then(|result| serde_json::from_value(result.clone()).ok())
     }
 }
 
@@ -414,6 +566,7 @@ mod tests {
             state: JobState::Running,
             result: None,
             error: None,
+            error_code: None,
         };
         assert_eq!(running.validate().unwrap_err().field, "state");
     }

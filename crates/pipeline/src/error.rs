@@ -2,6 +2,7 @@
 //! as failed and the rest of the pack goes on. These stop a whole run or a read.
 
 use techpack_blobs::BlobError;
+use techpack_model::{ClassifiedError, ErrorKind, io_error_kind};
 use techpack_store::StoreError;
 
 /// Why a run, a read or an export of a tech pack could not go on.
@@ -45,8 +46,48 @@ impl PipelineError {
                 error,
                 StoreError::NotFound { .. } | StoreError::Invalid(_) | StoreError::Forbidden(_)
             ),
+            PipelineError::Blob(error) => error.is_caller_error(),
             _ => false,
         }
+    }
+
+    /// The kind of failure (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::InvalidRequest(_) => ErrorKind::InvalidInput,
+            PipelineError::NotFound(_) => ErrorKind::NotFound,
+            PipelineError::Store(error) => error.kind(),
+            PipelineError::Blob(error) => error.kind(),
+            PipelineError::Corrupt(_) => ErrorKind::Corrupt,
+            PipelineError::Io { source, .. } => io_error_kind(source),
+            PipelineError::Task(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PipelineError::InvalidRequest(_) => "invalid_input",
+            PipelineError::NotFound(_) => "not_found",
+            PipelineError::Store(error) => error.code(),
+            PipelineError::Blob(error) => error.code(),
+            PipelineError::Corrupt(_) => "corrupt_data",
+            PipelineError::Io { .. } => match self.kind() {
+                ErrorKind::StorageFull => "storage_full",
+                _ => "io_error",
+            },
+            PipelineError::Task(_) => "internal_error",
+        }
+    }
+}
+
+impl ClassifiedError for PipelineError {
+    fn kind(&self) -> ErrorKind {
+        PipelineError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        PipelineError::code(self)
     }
 }
 

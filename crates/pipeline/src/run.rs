@@ -791,10 +791,7 @@ async fn write_progress_in_background(
         }
         let percentage = *percentages.borrow_and_update();
         if percentage > written {
-            let progress = CollectionProgress {
-                completion_percentage: percentage,
-                status: CollectionStatus::InProgress,
-            };
+            let progress = CollectionProgress::new(percentage, CollectionStatus::InProgress);
             match store
                 .update_collection_progress(principal, collection_id, progress)
                 .await
@@ -1328,17 +1325,16 @@ impl Shared {
         }
     }
 
-    /// Writes the run's final (or failed) status with its percentage.
+    /// Writes the run's final (or failed) status with its percentage and the steps it planned.
     async fn write_status(&self, status: CollectionStatus) -> PipelineResult<()> {
+        let counts = self.counts_now();
+        let progress = CollectionProgress {
+            completion_percentage: counts.percentage(),
+            status,
+            planned_steps: i32::try_from(counts.total).ok(),
+        };
         self.store
-            .update_collection_progress(
-                self.principal,
-                self.collection_id,
-                CollectionProgress {
-                    completion_percentage: self.counts_now().percentage(),
-                    status,
-                },
-            )
+            .update_collection_progress(self.principal, self.collection_id, progress)
             .await?;
         Ok(())
     }

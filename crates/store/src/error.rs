@@ -1,7 +1,7 @@
 //! Store errors: the caller's mistakes (not found, invalid, conflict, forbidden) apart from
 //! ours (the database failed or is misconfigured).
 
-use techpack_model::ValidationError;
+use techpack_model::{ClassifiedError, ErrorKind, ValidationError, io_error_kind};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// A stable machine-readable code, one per variant.
+    /// A stable machine-readable code: one per variant, and for database failures one per
+    /// cause a caller can act on (unreachable, full).
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::NotFound { .. } => "not_found",
@@ -56,10 +57,39 @@ impl StoreError {
             StoreError::Conflict(_) => "conflict",
             StoreError::Config(_) => "config_error",
             StoreError::Schema(_) => "schema_error",
-            StoreError::Database(_) => "database_error",
+            StoreError::Database(error) => match database_error_kind(error) {
+                ErrorKind::Unavailable => "database_unavailable",
+                ErrorKind::StorageFull => "storage_full",
+                _ => "database_error",
+            },
             StoreError::Migration(_) => "migration_error",
             StoreError::Corrupt(_) => "corrupt_data",
             StoreError::LeaseLost(_) => "lease_lost",
+        }
+    }
+
+    /// The kind of failure (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NotFound { .. } => ErrorKind::NotFound,
+            StoreError::Forbidden(_) => ErrorKind::Forbidden,
+            StoreError::Invalid(_) => ErrorKind::InvalidInput,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Config(_) | StoreError::Schema(_) => ErrorKind::Misconfigured,
+            StoreError::Database(error) => database_error_kind(error),
+            StoreError::Migration(error) => match error {
+                sqlx::migrate::MigrateError::Execute(error)
+                | sqlx::migrate::MigrateError::ExecuteMigration(error, _) => {
+                    match database_error_kind(error) {
+                        ErrorKind::Internal => ErrorKind::Misconfigured,
+                        other => other,
+                    }
+                }
+                _ => ErrorKind::Misconfigured,
+            },
+            StoreError::Corrupt(_) => ErrorKind::Corrupt,
+            // The run must stop; the job is another worker's now.
+            StoreError::LeaseLost(_) => ErrorKind::Conflict,
         }
     }
 
@@ -127,5 +157,49 @@ pub(crate) fn map_db_error(error: sqlx::Error) -> StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         map_db_error(error)
+    }
+}
+
+impl ClassifiedError for StoreError {
+    fn kind(&self) -> ErrorKind {
+        StoreError::kind(self)
+    }
+
+    fn code(&self) -> &'static str {
+        StoreError::code(self)
+    }
+}
+
+/// What a database failure means for the caller: the server unreachable (connection refused,
+/// reset, the pool timing out, the server shutting down) is transient; a full disk is
+/// `StorageFull`; anything else is ours.
+pub(crate) fn database_error_kind(error: &sqlx::Error) -> ErrorKind {
+    match error {
+        sqlx::Error::Io(io) => match io_error_kind(io) {
+            ErrorKind::Internal => ErrorKind::Unavailable,
+            other => other,
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            ErrorKind::Unavailable
+        }
+        sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => ErrorKind::Misconfigured,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.as_ref() {
+                // SQLite: SQLITE_FULL, the database or its disk is full.
+                "13" => ErrorKind::StorageFull,
+                // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: serialization and
+                // deadlock failures, a cancelled statement (timeouts), too many connections.
+                "5" | "6" | "517" | "262" | "40001" | "40P01" | "57014" | "53300" => {
+                    ErrorKind::Unavailable
+                }
+                // PostgreSQL: disk full, out of memory, insufficient resources.
+                "53100" | "53200" | "53000" => ErrorKind::StorageFull,
+                // PostgreSQL: admin shutdown, crash shutdown, cannot connect now.
+                code if code.starts_with("57P") || code.starts_with("08") => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            }
+        }
+        _ => ErrorKind::Internal,
     }
 }

@@ -1049,6 +1049,7 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
             CollectionProgress {
                 completion_percentage: 50,
                 status: CollectionStatus::InProgress,
+                planned_steps: None,
             },
         )
         .await
@@ -1064,6 +1065,7 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
             CollectionProgress {
                 completion_percentage: 100,
                 status: CollectionStatus::Completed,
+                planned_steps: None,
             },
         )
         .await
@@ -1076,6 +1078,7 @@ async fn collections_keep_order_sections_progress_and_credits(store: Arc<dyn Tec
             CollectionProgress {
                 completion_percentage: 101,
                 status: CollectionStatus::Completed,
+                planned_steps: None,
             },
         )
         .await
@@ -1343,6 +1346,7 @@ async fn monitoring_report_counts_recent_activity(store: Arc<dyn TechFileStore>)
             CollectionProgress {
                 completion_percentage: 40,
                 status: CollectionStatus::InProgress,
+                planned_steps: None,
             },
         )
         .await
@@ -1494,7 +1498,8 @@ async fn users_are_isolated_from_each_other(store: Arc<dyn TechFileStore>) {
                 collection.id,
                 CollectionProgress {
                     completion_percentage: 1,
-                    status: CollectionStatus::Failed
+                    status: CollectionStatus::Failed,
+                    planned_steps: None,
                 }
             )
             .await

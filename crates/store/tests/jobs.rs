@@ -279,6 +279,7 @@ async fn bad_input_is_refused_and_nothing_is_written(store: Arc<dyn TechFileStor
         state: JobState::Running,
         result: None,
         error: None,
+        error_code: None,
     };
     invalid(
         store.finish_job(&lease, running).await.unwrap_err(),
@@ -724,6 +725,7 @@ async fn finishing_is_terminal_and_happens_once(store: Arc<dyn TechFileStore>) {
                 state: JobState::Partial,
                 result: Some(json!({"failed_steps": ["sketch:back"]})),
                 error: Some(long_error),
+                error_code: None,
             },
         )
         .await
@@ -748,7 +750,9 @@ async fn finishing_is_terminal_and_happens_once(store: Arc<dyn TechFileStore>) {
     assert!(finished.finished_at.is_some());
     assert!(finished.lease_token.is_none() && finished.lease_expires_at.is_none());
     assert!(is_lease_lost(
-        store.finish_job(&lease, JobOutcome::failed("again")).await
+        store
+            .finish_job(&lease, JobOutcome::failed("again", "internal_error"))
+            .await
     ));
     assert!(is_lease_lost(store.heartbeat_job(&lease).await));
     assert!(claim(store.as_ref(), &worker("w", LONG)).await.is_none());

@@ -51,8 +51,9 @@ pub fn parse_age(text: &str) -> Result<chrono::Duration, String> {
 
 /// Runs `techpack cleanup`.
 pub async fn run(context: &Context, args: CleanupArgs) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let blobs = context.blob_store()?;
+    let app = context.app().await?;
+    let store = app.store();
+    let blobs = app.blobs().clone();
     let options = CleanupOptions {
         archived_older_than: args.archived_older_than,
         orphan_grace: args.orphan_grace,
@@ -90,7 +91,7 @@ fn print_report(report: &CleanupReport) {
                 ]
             })
             .collect();
-        print_table(&["REASON", "BYTES", "WRITTEN", "KEY"], &rows);
+        print_table(&["REASON", "BYTES", "WRITTEN", "KEY"], &rows, "");
     }
     for failure in &report.failed {
         println!("failed   {}: {}", failure.key, failure.error);

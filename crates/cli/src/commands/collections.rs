@@ -24,13 +24,14 @@ pub enum CollectionsCommand {
 
 /// Runs `techpack collections …`.
 pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let me = context.principal();
+    let app = context.app().await?;
+    let store = app.store();
+    let me = app.principal();
     match command {
         CollectionsCommand::List { product } => {
             let product = product
                 .as_deref()
-                .map(|p| super::files::product_id(context, p));
+                .map(|p| techpack_app::products::product_id(context.user_id(), p));
             let collections = store.list_collections(me, product).await?;
             if context.json {
                 return print_json(&collections);
@@ -52,6 +53,7 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
             print_table(
                 &["ID", "NAME", "TYPE", "STATUS", "DONE", "CREDITS", "CREATED"],
                 &rows,
+                "no collections",
             );
         }
         CollectionsCommand::Show { id } => {
@@ -88,6 +90,7 @@ pub async fn run(context: &Context, command: CollectionsCommand) -> anyhow::Resu
                     "FILE",
                 ],
                 &rows,
+                "the collection holds no files",
             );
         }
     }

@@ -127,16 +127,20 @@ const FILE_HEADERS: &[&str] = &[
 
 /// Resolves a product reference (UUID or name) for the acting user.
 pub fn product_id(context: &Context, reference: &str) -> Uuid {
-    techpack_model::product_id_from_name(context.user_id, reference)
+    techpack_app::products::product_id(context.user_id(), reference)
 }
 
-async fn print_file(context: &Context, file: &TechFile) -> anyhow::Result<()> {
+async fn print_file(
+    context: &Context,
+    blobs: &techpack_blobs::BlobStore,
+    file: &TechFile,
+) -> anyhow::Result<()> {
     if context.json {
         return print_json(file);
     }
     // Say plainly when a row points at content that is not in storage (see `techpack fsck`).
     let blob_state = match &file.file_url {
-        Some(key) => match context.blob_store()?.exists(key).await {
+        Some(key) => match blobs.exists(key).await {
             Ok(true) => " (stored)",
             Ok(false) => " (MISSING from storage)",
             Err(_) => " (storage unreachable)",
@@ -187,8 +191,9 @@ async fn print_file(context: &Context, file: &TechFile) -> anyhow::Result<()> {
 
 /// Runs `techpack files …`.
 pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let me = context.principal();
+    let app = context.app().await?;
+    let store = app.store();
+    let me = app.principal();
     match command {
         FilesCommand::List {
             product,
@@ -217,13 +222,18 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
                     "next": page.next.map(|c| c.to_token()),
                 }));
             }
-            print_table(FILE_HEADERS, &file_rows(&page.files));
+            print_table(FILE_HEADERS, &file_rows(&page.files), "no files match");
             if let Some(next) = page.next {
                 println!("more: --after {}", next.to_token());
             }
         }
         FilesCommand::Show { id } => {
-            print_file(context, &store.get_tech_file_by_id(me, id).await?).await?
+            print_file(
+                context,
+                app.blobs(),
+                &store.get_tech_file_by_id(me, id).await?,
+            )
+            .await?
         }
         FilesCommand::Versions { id } => {
             let history = store.get_file_history(me, id).await?;
@@ -250,6 +260,7 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
             print_table(
                 &["VERSION", "ID", "STATUS", "CREDITS", "CREATED", "BY", "WHY"],
                 &rows,
+                "the file has no versions",
             );
         }
         FilesCommand::Restore { id, version } => {
@@ -285,7 +296,7 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
             category,
         } => {
             let request = techpack_housekeeping::upload::UploadRequest {
-                owner: context.user_id,
+                owner: context.user_id(),
                 product_idea_id: product_id(context, &product),
                 revision_id: revision,
                 file_type,
@@ -293,10 +304,10 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
                 file_category: category,
             };
             let source = techpack_housekeeping::upload::UploadSource::File(path);
-            let blobs = context.blob_store()?;
+            let blobs = app.blobs();
             let file = techpack_housekeeping::upload::store_file(
                 store.as_ref(),
-                &blobs,
+                blobs,
                 me,
                 &source,
                 request,
@@ -319,7 +330,7 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
                 .file_url
                 .as_deref()
                 .ok_or_else(|| anyhow::anyhow!("tech file {id} has no blob"))?;
-            let written = write_blob(&context.blob_store()?, key, &output, force).await?;
+            let written = write_blob(app.blobs(), key, &output, force).await?;
             if context.json {
                 return print_json(
                     &serde_json::json!({ "id": id, "key": key, "path": output, "bytes": written }),

@@ -7,8 +7,9 @@ use crate::output::{print_json, print_table};
 
 /// Runs `techpack fsck`; fails (exit status 1) when any blob is missing or differs.
 pub async fn run(context: &Context) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let blobs = context.blob_store()?;
+    let app = context.app().await?;
+    let store = app.store();
+    let blobs = app.blobs().clone();
     let report = techpack_housekeeping::fsck(store.as_ref(), &blobs)
         .await
         .context("fsck")?;
@@ -27,7 +28,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print_table(&["FILE", "KEY", "PROBLEM"], &rows);
+            print_table(&["FILE", "KEY", "PROBLEM"], &rows, "");
         }
         println!(
             "checked {} row(s), {} blob(s), {} bytes: {} problem(s)",

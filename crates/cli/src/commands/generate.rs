@@ -5,24 +5,15 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
+use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use techpack_blobs::{BlobStore, BlobStoreOptions};
-use techpack_generate::{ProviderKind, build_provider, build_provider_named};
-use techpack_model::{ClaimOptions, CollectionStatus, JobState, ProductCategory};
-use techpack_pipeline::jobs::{
-    JobControl, JobEnvironment, JobRunEnd, default_worker_id, enqueue_retry_failed,
-    enqueue_tech_pack, run_claimed_job,
-};
-use techpack_pipeline::{
-    CancellationToken, ProgressEvent, StepOrigin, TechPackOptions, TechPackRequest, TechPackResult,
-    ViewInput,
-};
-use techpack_store::TechFileStore;
+use techpack_app::{AppError, JobEnd, JobUpdate, PackInput, RunOptions, ViewUpload, WaitControl};
+use techpack_model::{CollectionStatus, JobState};
+use techpack_pipeline::{CancellationToken, ProgressEvent, StepOrigin, TechPackResult};
 use uuid::Uuid;
 
 use crate::context::Context;
@@ -44,6 +35,10 @@ pub struct GenerateArgs {
         required_unless_present = "retry_failed"
     )]
     views: Vec<String>,
+    /// A known real size of a view's product for measurements, e.g. `front=height=70cm`
+    /// (units cm, mm, m, in); repeat per view. Without it, a category default is assumed.
+    #[arg(long = "reference", value_name = "VIEW=SIZE")]
+    references: Vec<String>,
     /// The view whose photo is the pack's primary image (default: the first).
     #[arg(long)]
     primary_view: Option<String>,
@@ -51,9 +46,9 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 4)]
     closeups: usize,
     /// The generator: `local` (offline, no keys) or `openai` (any OpenAI-compatible endpoint,
-    /// configured from the environment).
-    #[arg(long, default_value = "local")]
-    provider: ProviderKind,
+    /// configured from the settings).
+    #[arg(long)]
+    provider: Option<String>,
     /// Provider calls in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -64,7 +59,11 @@ pub struct GenerateArgs {
     #[arg(long)]
     force: bool,
     /// Redo only the failed steps of this collection (a pack made before).
-    #[arg(long, value_name = "COLLECTION", conflicts_with_all = ["product", "views", "force"])]
+    #[arg(
+        long,
+        value_name = "COLLECTION",
+        conflicts_with_all = ["product", "views", "force", "references", "collection_name", "primary_view"]
+    )]
     retry_failed: Option<Uuid>,
     /// Do not mirror analyses into the legacy `revision_vision_analysis` table.
     #[arg(long)]
@@ -73,62 +72,42 @@ pub struct GenerateArgs {
     #[arg(long)]
     detach: bool,
     /// Runs of the job before it is given up (a crashed or failed run is tried again).
-    #[arg(long, default_value_t = techpack_model::DEFAULT_MAX_ATTEMPTS)]
-    max_attempts: i32,
+    #[arg(long)]
+    max_attempts: Option<i32>,
     /// How long this process holds the job without a heartbeat before a worker may take it
-    /// over (after a crash), in seconds.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 30.0,
-        env = "TECHPACK_JOB_LEASE_SECS"
-    )]
-    lease_secs: f64,
+    /// over (after a crash), in seconds [default: the `jobs.lease_secs` setting, 30].
+    #[arg(long, value_name = "SECONDS")]
+    lease_secs: Option<f64>,
 }
 
 /// Runs `techpack generate`.
 pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
-    let lease = super::seconds(args.lease_secs, "--lease-secs", 0.1)?;
-    let store = context.store().await?;
-    let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())
-        .with_context(|| format!("opening the blob storage {}", context.storage_url))?;
-    if !args.detach {
-        // Fail before queueing when this process cannot run the job (e.g. no API key).
-        build_provider(args.provider).context("setting up the provider")?;
-    }
-    let options = TechPackOptions {
-        collection_name: args.collection_name.clone(),
-        closeups_per_view: args.closeups,
-        concurrency: args.concurrency,
-        force: args.force,
-        legacy_dual_write: !args.no_legacy_write,
-        ..TechPackOptions::default()
+    let lease = super::seconds(
+        args.lease_secs.unwrap_or(context.settings.jobs.lease_secs),
+        "--lease-secs",
+        0.1,
+    )?;
+    let app = context.app().await?;
+    let user = context.user_id();
+    let run = RunOptions {
+        provider: args.provider.clone(),
+        concurrency: Some(args.concurrency),
+        legacy_dual_write: Some(!args.no_legacy_write),
+        max_attempts: args.max_attempts,
     };
-    let provider = args.provider.as_str();
-    let job = match args.retry_failed {
+    // Fail before queueing when this process cannot run the job (e.g. no API key).
+    let must_run_here = !args.detach;
+    let submitted = match args.retry_failed {
         Some(collection) => {
-            enqueue_retry_failed(
-                store.as_ref(),
-                context.user_id,
-                collection,
-                &options,
-                provider,
-                args.max_attempts,
-            )
-            .await?
+            app.submit_retry(user, collection, &run, must_run_here)
+                .await?
         }
         None => {
-            let request = build_request(context, &args, options)?;
-            enqueue_tech_pack(
-                store.as_ref(),
-                &blobs,
-                &request,
-                provider,
-                args.max_attempts,
-            )
-            .await?
+            let input = pack_input(&args, run)?;
+            app.submit_pack(user, &input, must_run_here).await?
         }
     };
+    let job = submitted.job;
     if args.detach {
         if context.json {
             return print_json(&job);
@@ -141,185 +120,128 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let claim = ClaimOptions {
-        worker_id: default_worker_id(),
-        lease,
-        per_user_cap: u32::MAX,
-        only_job: Some(job.id),
-    };
-    let Some((job, lease)) = store.claim_job(context.principal(), &claim).await? else {
-        // A worker was faster: follow it there.
-        return follow(context, store.as_ref(), job.id).await;
-    };
-    let environment = JobEnvironment {
-        store: store.clone(),
-        blobs,
-        providers: Arc::new(|name: &str| build_provider_named(name).map_err(|e| e.to_string())),
-    };
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let reporter = tokio::spawn(report_progress(receiver, std::io::stderr().is_terminal()));
     let interrupt = CancellationToken::new();
-    let control = JobControl {
-        progress: Some(sender),
+    let control = WaitControl {
         interrupt: interrupt.clone(),
-        shutdown: CancellationToken::new(),
     };
     let job_id = job.id;
-    let run = run_claimed_job(&environment, job, lease, control);
-    tokio::pin!(run);
-    let run = tokio::select! {
-        run = &mut run => run,
+    let waiting = app.run_or_follow(user, job_id, lease, Some(sender), control);
+    tokio::pin!(waiting);
+    let end = tokio::select! {
+        end = &mut waiting => end,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("stopping after the steps in flight; press Ctrl-C again to quit at once");
             interrupt.cancel();
             tokio::select! {
-                run = &mut run => run,
+                end = &mut waiting => end,
                 _ = tokio::signal::ctrl_c() => {
                     // Asking to cancel keeps a worker from resuming the job once its lease
                     // expires; what finished is stored and reused by the next run.
-                    let _ = store.cancel_job(context.principal(), job_id).await;
+                    let _ = app.store().cancel_job(app.principal(), job_id).await;
                     bail!("interrupted: finished steps are saved; run the same command again to finish the pack without redoing them");
                 }
             }
         }
     };
-    // The run's progress sender is gone with it, so the reporter ends once it has drained.
+    // The run's update sender is gone with it, so the reporter ends once it has drained.
     let _ = reporter.await;
-    let job = match run.end {
-        JobRunEnd::Ended(job) => *job,
-        JobRunEnd::LeaseLost => bail!(
-            "job {job_id}: this process stalled past its lease and a worker took the job over; `techpack jobs show {job_id}` follows it"
-        ),
-    };
-    match (job.state, run.result) {
-        (JobState::Succeeded | JobState::Partial, Some(result)) => {
+    let end = end?;
+    if interrupt.is_cancelled() && !end.job.state.is_terminal() {
+        // Interrupted while following a job another process runs: it goes on there.
+        eprintln!("stopped following; job {job_id} goes on (`techpack jobs show {job_id}`)");
+        return Ok(());
+    }
+    let end = end.into_outcome()?;
+    print_end(context, &end)
+}
+
+/// The pack input the flags describe, the photos read from disk.
+fn pack_input(args: &GenerateArgs, run: RunOptions) -> anyhow::Result<PackInput> {
+    let product = args.product.clone().unwrap_or_default();
+    let mut references = std::collections::HashMap::new();
+    for spec in &args.references {
+        let Some((view, size)) = spec.split_once('=') else {
+            return Err(AppError::Invalid(format!(
+                "--reference takes VIEW=SIZE, e.g. front=height=70cm (got `{spec}`)"
+            ))
+            .into());
+        };
+        references.insert(view.trim().to_owned(), size.trim().to_owned());
+    }
+    let mut views = Vec::with_capacity(args.views.len());
+    for spec in &args.views {
+        let Some((view, path)) = spec.split_once('=') else {
+            return Err(AppError::Invalid(format!(
+                "--view takes VIEW=PHOTO, e.g. front=photos/front.jpg (got `{spec}`)"
+            ))
+            .into());
+        };
+        let path = PathBuf::from(path);
+        let photo = std::fs::read(&path).map_err(|source| AppError::Io {
+            what: format!("reading the {view} photo {}", path.display()),
+            source,
+        })?;
+        views.push(ViewUpload {
+            view: view.trim().to_owned(),
+            photo: Bytes::from(photo),
+            reference: references.remove(view.trim()),
+        });
+    }
+    if let Some(view) = references.keys().next() {
+        return Err(AppError::Invalid(format!(
+            "--reference names view `{view}`, which no --view gives"
+        ))
+        .into());
+    }
+    Ok(PackInput {
+        product,
+        category: Some(args.category.clone()),
+        views,
+        primary_view: args.primary_view.clone(),
+        closeups_per_view: Some(args.closeups),
+        collection_name: args.collection_name.clone(),
+        force: args.force,
+        run,
+    })
+}
+
+fn print_end(context: &Context, end: &JobEnd) -> anyhow::Result<()> {
+    let job = &end.job;
+    match &end.result {
+        Some(result) => {
             if context.json {
-                let mut value = serde_json::to_value(&result)?;
+                let mut value = serde_json::to_value(result)?;
                 value["job_id"] = serde_json::json!(job.id);
                 return print_json(&value);
             }
-            print_summary(&result);
+            print_summary(result);
             println!("  techpack jobs show {}", job.id);
-            Ok(())
         }
-        (JobState::Cancelled, _) => bail!(
-            "{}",
-            job.last_error
-                .unwrap_or_else(|| format!("job {} was cancelled", job.id))
-        ),
-        (JobState::Queued, _) => bail!(
-            "the run failed: {}; job {} is queued for attempt {} of {} (from {}): `techpack worker --exit-when-idle` runs it, `techpack jobs cancel {}` drops it",
-            job.last_error.as_deref().unwrap_or("unknown error"),
-            job.id,
-            job.attempts + 1,
-            job.max_attempts,
-            job.run_after.format("%H:%M:%S UTC"),
-            job.id
-        ),
-        (state, _) => bail!(
-            "job {} {state}: {}",
-            job.id,
-            job.last_error.as_deref().unwrap_or("unknown error")
-        ),
-    }
-}
-
-/// Follows a job another process runs, printing its progress, until it ends.
-async fn follow(context: &Context, store: &dyn TechFileStore, job_id: Uuid) -> anyhow::Result<()> {
-    eprintln!(
-        "job {job_id} is running in a worker; following it (Ctrl-C stops following, not the job)"
-    );
-    let mut shown = serde_json::Value::Null;
-    loop {
-        let job = store.get_job(context.principal(), job_id).await?;
-        if job.progress != shown {
-            let p = &job.progress;
-            if p.get("total").is_some() {
-                eprintln!(
-                    "[{:>3}/{:<3}] {} credit(s), {}%",
-                    p["done"].as_u64().unwrap_or(0) + p["failed"].as_u64().unwrap_or(0),
-                    p["total"].as_u64().unwrap_or(0),
-                    p["credits_used"].as_i64().unwrap_or(0),
-                    p["percentage"].as_i64().unwrap_or(0)
-                );
-            }
-            shown = job.progress.clone();
-        }
-        if job.state.is_terminal() {
+        None => {
+            // Run by another process: what its row recorded.
             if context.json {
-                return print_json(&job);
+                return print_json(job);
             }
             println!("job {} {}", job.id, job.state);
-            if let Some(result) = &job.result {
+            if let Some(result) = job.pack_result() {
                 println!(
                     "tech pack {}: {}% complete, {} credit(s) this run",
-                    result["collection_id"].as_str().unwrap_or("?"),
-                    result["completion_percentage"],
-                    result["credits_used"]
+                    result.collection_id, result.completion_percentage, result.credits_used
                 );
-                println!(
-                    "  techpack pack show {}",
-                    result["collection_id"].as_str().unwrap_or("?")
-                );
+                println!("  techpack pack show {}", result.collection_id);
             }
             if let Some(error) = &job.last_error {
                 println!("  {error}");
             }
-            return match job.state {
-                JobState::Succeeded | JobState::Partial => Ok(()),
-                state => bail!("job {} {state}", job.id),
-            };
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopped following; job {job_id} goes on (`techpack jobs show {job_id}`)");
-                return Ok(());
-            }
         }
     }
-}
-
-fn build_request(
-    context: &Context,
-    args: &GenerateArgs,
-    options: TechPackOptions,
-) -> anyhow::Result<TechPackRequest> {
-    let product = args.product.as_deref().context("--product is required")?;
-    let product_idea_id = super::files::product_id(context, product);
-    let category: ProductCategory = args.category.parse()?;
-    let mut views = Vec::with_capacity(args.views.len());
-    for spec in &args.views {
-        let Some((view, path)) = spec.split_once('=') else {
-            bail!("--view takes VIEW=PHOTO, e.g. front=photos/front.jpg (got `{spec}`)");
-        };
-        let path = PathBuf::from(path);
-        let photo = std::fs::read(&path)
-            .with_context(|| format!("reading the {view} photo {}", path.display()))?;
-        views.push(ViewInput {
-            // A revision per view: a new photo of the same view is a new version of its files.
-            revision_id: techpack_model::revision_id_from_name(
-                context.user_id,
-                product_idea_id,
-                view.trim(),
-            ),
-            view: view.trim().to_owned(),
-            photo: Arc::from(photo),
-            reference: None,
-        });
-    }
-    Ok(TechPackRequest {
-        product_idea_id,
-        user_id: context.user_id,
-        views,
-        category,
-        primary_view: args.primary_view.clone(),
-        options,
-    })
+    Ok(())
 }
 
 async fn report_progress(
-    mut receiver: tokio::sync::mpsc::UnboundedReceiver<ProgressEvent>,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<JobUpdate>,
     terminal: bool,
 ) {
     let bar = terminal.then(|| {
@@ -333,7 +255,43 @@ async fn report_progress(
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    while let Some(event) = receiver.recv().await {
+    while let Some(update) = receiver.recv().await {
+        let event = match update {
+            JobUpdate::Step(event) => event,
+            JobUpdate::Elsewhere {
+                state,
+                progress,
+                worker_id,
+            } => {
+                let line = match (state, worker_id) {
+                    (JobState::Queued, _) => {
+                        "waiting: the job is queued behind another run of this product".to_owned()
+                    }
+                    (JobState::Running, Some(worker)) => format!("running in {worker}"),
+                    (state, _) => format!("{state}"),
+                };
+                let counts = if progress.has_plan() {
+                    format!(
+                        "[{:>3}/{:<3}] {} credit(s), {}% · ",
+                        progress.finished_steps(),
+                        progress.total,
+                        progress.credits_used,
+                        progress.percentage
+                    )
+                } else {
+                    String::new()
+                };
+                match &bar {
+                    Some(bar) => {
+                        bar.set_length(progress.total);
+                        bar.set_position(progress.finished_steps());
+                        bar.set_message(line);
+                    }
+                    None => eprintln!("{counts}{line}"),
+                }
+                continue;
+            }
+        };
         let counts = event.counts();
         let line = match &event {
             ProgressEvent::Started { collection_id, .. } => {

@@ -36,8 +36,9 @@ pub enum JobsCommand {
 
 /// Runs `techpack jobs …`.
 pub async fn run(context: &Context, command: JobsCommand) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let me = context.principal();
+    let app = context.app().await?;
+    let store = app.store();
+    let me = app.principal();
     match command {
         JobsCommand::List {
             state,
@@ -48,7 +49,7 @@ pub async fn run(context: &Context, command: JobsCommand) -> anyhow::Result<()> 
                 state,
                 product_idea_id: product
                     .as_deref()
-                    .map(|p| super::files::product_id(context, p)),
+                    .map(|p| techpack_app::products::product_id(context.user_id(), p)),
                 limit,
             };
             let jobs = store.list_jobs(me, &filter).await?;
@@ -80,6 +81,7 @@ pub async fn run(context: &Context, command: JobsCommand) -> anyhow::Result<()> 
                     "LAST ERROR",
                 ],
                 &rows,
+                "no jobs",
             );
         }
         JobsCommand::Show { id } => {
@@ -108,16 +110,11 @@ pub async fn run(context: &Context, command: JobsCommand) -> anyhow::Result<()> 
 }
 
 fn progress(job: &Job) -> String {
-    let p = &job.progress;
-    match (
-        p["done"].as_u64(),
-        p["failed"].as_u64(),
-        p["total"].as_u64(),
-    ) {
-        (Some(done), failed, Some(total)) => {
-            format!("{}/{total}", done + failed.unwrap_or(0))
-        }
-        _ => "-".into(),
+    let progress = job.pack_progress();
+    if progress.has_plan() {
+        format!("{}/{}", progress.finished_steps(), progress.total)
+    } else {
+        "-".into()
     }
 }
 
@@ -142,8 +139,14 @@ fn print_job(job: &Job) {
     println!("product      {}", job.product_idea_id);
     println!("collection   {}", or_dash(job.collection_id));
     println!("progress     {} steps", progress(job));
-    if let Some(credits) = job.progress["credits_used"].as_i64() {
-        println!("credits      {credits}");
+    let progress = job.pack_progress();
+    match job.pack_result() {
+        Some(result) => println!(
+            "credits      {} this run, {} in the pack",
+            result.credits_used, result.collection_credits
+        ),
+        None if progress.has_plan() => println!("credits      {} so far", progress.credits_used),
+        None => {}
     }
     println!("attempts     {} of {}", job.attempts, job.max_attempts);
     println!("worker       {}", or_dash(job.worker_id.as_deref()));

@@ -16,10 +16,11 @@ pub enum LegacyCommand {
 
 /// Runs `techpack legacy`.
 pub async fn run(context: &Context, command: LegacyCommand) -> anyhow::Result<()> {
-    let store = context.store().await?;
+    let app = context.app().await?;
+    let store = app.store();
     match command {
         LegacyCommand::Import => {
-            let report = import_legacy_analyses(store.as_ref(), context.principal()).await?;
+            let report = import_legacy_analyses(store.as_ref(), app.principal()).await?;
             if context.json {
                 return print_json(&report);
             }

@@ -4,7 +4,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::{Args, ValueEnum};
 
-use crate::context::{Context, redact};
+use techpack_app::redact_url;
+
+use crate::context::Context;
 use crate::output::{print_json, print_table};
 
 /// Arguments of `techpack migrate`.
@@ -39,12 +41,15 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
             if context.json {
                 print_json(&serde_json::json!({ "applied": applied }))?;
             } else if applied.is_empty() {
-                println!("schema up to date ({})", redact(&context.database_url));
+                println!(
+                    "schema up to date ({})",
+                    redact_url(&context.settings.database_url())
+                );
             } else {
                 println!(
                     "applied {} migration(s) to {}: {:?}",
                     applied.len(),
-                    redact(&context.database_url),
+                    redact_url(&context.settings.database_url()),
                     applied
                 );
             }
@@ -64,7 +69,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                print_table(&["VERSION", "DESCRIPTION", "STATE"], &rows);
+                print_table(&["VERSION", "DESCRIPTION", "STATE"], &rows, "no migrations");
             }
         }
         MigrateAction::Verify => {
@@ -93,7 +98,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
             if !args.yes
                 && !confirm(&format!(
                     "This drops every techpack table, with all files' metadata, from {}. Type 'yes' to go on: ",
-                    redact(&context.database_url)
+                    redact_url(&context.settings.database_url())
                 ))?
             {
                 anyhow::bail!(

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use techpack_blobs::{BlobStore, BlobStoreOptions};
 use techpack_pipeline::{export_tech_pack, find_tech_pack};
 use uuid::Uuid;
 
@@ -31,12 +30,13 @@ pub enum PackCommand {
 
 /// Runs `techpack pack`.
 pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> {
-    let store = context.store().await?;
+    let app = context.app().await?;
+    let store = app.store();
     match command {
         PackCommand::Show { reference } => {
             // A UUID is tried as a collection first, then as a product; a name is a product.
-            let id = super::files::product_id(context, &reference);
-            let pack = find_tech_pack(store.as_ref(), context.principal(), id).await?;
+            let id = techpack_app::products::product_id(context.user_id(), &reference);
+            let pack = find_tech_pack(store.as_ref(), app.principal(), id).await?;
             if context.json {
                 return print_json(&pack);
             }
@@ -73,19 +73,15 @@ pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> 
                     "ERROR",
                 ],
                 &rows,
+                "the pack has no files",
             );
             Ok(())
         }
         PackCommand::Export { collection, output } => {
-            let blobs = BlobStore::from_url(&context.storage_url, BlobStoreOptions::default())?;
-            let report = export_tech_pack(
-                store.as_ref(),
-                &blobs,
-                context.principal(),
-                collection,
-                &output,
-            )
-            .await?;
+            let blobs = app.blobs();
+            let report =
+                export_tech_pack(store.as_ref(), blobs, app.principal(), collection, &output)
+                    .await?;
             if context.json {
                 return print_json(&report);
             }

@@ -14,10 +14,11 @@ pub struct StatsArgs {
 
 /// Runs `techpack stats`.
 pub async fn run(context: &Context, args: StatsArgs) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let product = super::files::product_id(context, &args.product);
+    let app = context.app().await?;
+    let store = app.store();
+    let product = techpack_app::products::product_id(context.user_id(), &args.product);
     let stats = store
-        .get_product_generation_stats(context.principal(), product)
+        .get_product_generation_stats(app.principal(), product)
         .await?;
     if context.json {
         return print_json(&stats);
@@ -46,8 +47,9 @@ pub async fn run(context: &Context, args: StatsArgs) -> anyhow::Result<()> {
 
 /// Runs `techpack report`.
 pub async fn report(context: &Context) -> anyhow::Result<()> {
-    let store = context.store().await?;
-    let report = store.monitoring_report(context.principal()).await?;
+    let app = context.app().await?;
+    let store = app.store();
+    let report = store.monitoring_report(app.principal()).await?;
     if context.json {
         return print_json(&report);
     }
@@ -57,7 +59,11 @@ pub async fn report(context: &Context) -> anyhow::Result<()> {
         .iter()
         .map(|r| vec![r.file_type.clone(), r.status.clone(), r.count.to_string()])
         .collect();
-    print_table(&["TYPE", "STATUS", "COUNT"], &rows);
+    print_table(
+        &["TYPE", "STATUS", "COUNT"],
+        &rows,
+        "  no files in the last 24 hours",
+    );
     println!("\nCredits by product, last 7 days");
     let rows: Vec<Vec<String>> = report
         .credits_by_product
@@ -70,7 +76,11 @@ pub async fn report(context: &Context) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["PRODUCT", "CREDITS", "FILES"], &rows);
+    print_table(
+        &["PRODUCT", "CREDITS", "FILES"],
+        &rows,
+        "  no credits in the last 7 days",
+    );
     println!("\nCollection completion");
     let rows: Vec<Vec<String>> = report
         .collection_completion
@@ -83,6 +93,6 @@ pub async fn report(context: &Context) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["STATUS", "AVG DONE", "COUNT"], &rows);
+    print_table(&["STATUS", "AVG DONE", "COUNT"], &rows, "  no collections");
     Ok(())
 }

@@ -1,12 +1,9 @@
 //! `techpack worker`: run queued generation jobs until stopped.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use clap::Args;
-use techpack_generate::build_provider_named;
 use techpack_pipeline::CancellationToken;
-use techpack_pipeline::jobs::{JobEnvironment, WorkerOptions, default_worker_id, run_worker};
+use techpack_pipeline::jobs::{WorkerOptions, default_worker_id, run_worker};
 
 use crate::context::Context;
 use crate::output::print_json;
@@ -51,11 +48,8 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
         poll: super::seconds(args.poll_secs, "--poll-secs", 0.01)?,
         exit_when_idle: args.exit_when_idle,
     };
-    let environment = JobEnvironment {
-        store: context.store().await?,
-        blobs: context.blob_store()?,
-        providers: Arc::new(|name: &str| build_provider_named(name).map_err(|e| e.to_string())),
-    };
+    let app = context.app().await?;
+    let environment = app.job_environment();
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signals(shutdown.clone()));
     let (events, mut event_queue) = tokio::sync::mpsc::unbounded_channel();

@@ -5,10 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use techpack_blobs::BlobStore;
 use techpack_generate::Provider;
-use techpack_model::{CollectionStatus, Job, JobLease, JobOutcome, JobState};
+use techpack_model::{
+    CollectionStatus, FailedStep, Job, JobLease, JobOutcome, JobProgress, JobResult, JobState,
+    JobStepCounts, MAX_FAILED_STEPS_LISTED,
+};
 use techpack_store::{StoreError, TechFileStore};
 use tokio_util::sync::CancellationToken;
 
@@ -326,14 +329,15 @@ async fn record_progress(
 
 fn progress_doc(event: &ProgressEvent) -> Value {
     let counts = event.counts();
-    json!({
-        "done": counts.done,
-        "failed": counts.failed,
-        "total": counts.total,
-        "credits_used": counts.credits_used,
-        "percentage": counts.percentage(),
-        "elapsed_ms": counts.elapsed_ms,
-    })
+    let progress = JobProgress {
+        done: counts.done as u64,
+        failed: counts.failed as u64,
+        total: counts.total as u64,
+        credits_used: counts.credits_used,
+        percentage: counts.percentage(),
+        elapsed_ms: counts.elapsed_ms,
+    };
+    serde_json::to_value(progress).unwrap_or(Value::Null)
 }
 
 /// Records how the run ended: a terminal state, or back in the queue for another attempt.
@@ -347,7 +351,7 @@ async fn end_job(
         Ok(result) => result,
         Err(error) if is_permanent(error) => {
             return store
-                .finish_job(lease, JobOutcome::failed(error.to_string()))
+                .finish_job(lease, JobOutcome::failed(error.to_string(), error.code()))
                 .await;
         }
         Err(error) => {
@@ -397,6 +401,7 @@ async fn end_job(
                     JobOutcome {
                         state: JobState::Cancelled,
                         result: Some(summary),
+                        error_code: Some("cancelled".into()),
                         error: Some(format!(
                             "{how} at a step boundary: {done} of {total} steps done, {cancelled} not started; run the same command again (or `techpack generate --retry-failed {}`) to finish the pack",
                             result.collection_id
@@ -424,6 +429,7 @@ async fn end_job(
                     JobOutcome {
                         state: JobState::Partial,
                         result: Some(summary),
+                        error_code: None,
                         error: Some(format!(
                             "{} of {total} steps failed; first: {}; `techpack generate --retry-failed {}` redoes them",
                             total - done,
@@ -464,29 +470,37 @@ fn first_error(result: &TechPackResult) -> String {
 
 /// What the job row keeps of a pack: enough to report it without reading the collection.
 pub fn result_summary(result: &TechPackResult) -> Value {
-    let count = |origin: StepOrigin| result.steps().filter(|s| s.origin == origin).count();
-    let failed: Vec<Value> = result
-        .failed_steps()
-        .take(20)
-        .map(|step| json!({ "step": step.step.to_string(), "error": step.error }))
-        .collect();
-    json!({
-        "collection_id": result.collection_id,
-        "batch_id": result.batch_id,
-        "product_idea_id": result.product_idea_id,
-        "status": result.status.as_str(),
-        "completion_percentage": result.completion_percentage,
-        "credits_used": result.credits_used,
-        "collection_credits": result.collection_credits,
-        "elapsed_ms": result.elapsed_ms,
-        "steps": {
-            "generated": count(StepOrigin::Generated),
-            "reused": count(StepOrigin::Cached) + count(StepOrigin::LegacyCache),
-            "failed": count(StepOrigin::Failed) + count(StepOrigin::Blocked),
-            "cancelled": count(StepOrigin::Cancelled),
+    let count = |origins: &[StepOrigin]| {
+        result
+            .steps()
+            .filter(|step| origins.contains(&step.origin))
+            .count() as u64
+    };
+    let summary = JobResult {
+        collection_id: result.collection_id,
+        batch_id: result.batch_id,
+        product_idea_id: result.product_idea_id,
+        status: result.status,
+        completion_percentage: result.completion_percentage,
+        credits_used: result.credits_used,
+        collection_credits: result.collection_credits,
+        elapsed_ms: result.elapsed_ms,
+        steps: JobStepCounts {
+            generated: count(&[StepOrigin::Generated]),
+            reused: count(&[StepOrigin::Cached, StepOrigin::LegacyCache]),
+            failed: count(&[StepOrigin::Failed, StepOrigin::Blocked]),
+            cancelled: count(&[StepOrigin::Cancelled]),
         },
-        "failed": failed,
-    })
+        failed: result
+            .failed_steps()
+            .take(MAX_FAILED_STEPS_LISTED)
+            .map(|step| FailedStep {
+                step: step.step.to_string(),
+                error: step.error.clone(),
+            })
+            .collect(),
+    };
+    serde_json::to_value(summary).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

@@ -1,0 +1,366 @@
+//! Tech packs as a front end asks for them: a request built from what a user gives (a product
+//! name, a category, photos per view), submitted as a durable job, and run here or followed
+//! while another process runs it. The CLI and the HTTP API both come through here, so the same
+//! input reaches the same cache keys, lineages and jobs whichever front end sent it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use techpack_model::{
+    ClaimOptions, ErrorKind, Job, JobProgress, JobState, Principal, ProductCategory,
+    revision_id_from_name,
+};
+use techpack_pipeline::jobs::{
+    JobControl, JobRunEnd, default_worker_id, enqueue_retry_failed, enqueue_tech_pack,
+    run_claimed_job,
+};
+use techpack_pipeline::{
+    CancellationToken, ProgressEvent, TechPackOptions, TechPackRequest, TechPackResult, ViewInput,
+};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::products::product_id;
+use crate::services::App;
+
+/// One base view of a pack request: its name, its photo and, optionally, a known real size.
+#[derive(Debug, Clone)]
+pub struct ViewUpload {
+    /// The view: front, back, side …
+    pub view: String,
+    /// The photo's bytes (JPEG, PNG or WebP).
+    pub photo: Bytes,
+    /// A known real size for measurements, e.g. `height=70cm`.
+    pub reference: Option<String>,
+}
+
+/// A tech pack as a user asks for it. Unset options take the settings' defaults.
+#[derive(Debug, Clone, Default)]
+pub struct PackInput {
+    /// The product: a UUID, or a name that maps to a stable id per user.
+    pub product: String,
+    /// The product category (`apparel`, `bags` …); default `apparel`.
+    pub category: Option<String>,
+    /// The base views, in display order.
+    pub views: Vec<ViewUpload>,
+    /// The view whose photo is the pack's primary image (default: the first).
+    pub primary_view: Option<String>,
+    /// Close-ups per view.
+    pub closeups_per_view: Option<usize>,
+    /// The name of the pack's collection.
+    pub collection_name: Option<String>,
+    /// Regenerate everything as new versions, even when nothing changed.
+    pub force: bool,
+    /// Options shared with a retry.
+    pub run: RunOptions,
+}
+
+/// How a pack's job runs, for a new pack and a retry alike.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The generator (`local`, `openai`); default the settings' provider.
+    pub provider: Option<String>,
+    /// Provider calls in flight at once.
+    pub concurrency: Option<usize>,
+    /// Mirror analyses into the legacy table (default on).
+    pub legacy_dual_write: Option<bool>,
+    /// Runs of the job before it is given up.
+    pub max_attempts: Option<i32>,
+}
+
+/// A job just queued for a pack, and the provider it runs with.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The job.
+    pub job: Job,
+    /// The provider's name.
+    pub provider: String,
+}
+
+/// What a front end sees of a job while it waits for it.
+#[derive(Debug, Clone)]
+pub enum JobUpdate {
+    /// A step of the run in this process started, finished or failed.
+    Step(ProgressEvent),
+    /// Another process runs the job (or it waits its turn): its state and progress as its row
+    /// says, sent when they change.
+    Elsewhere {
+        /// The job's state.
+        state: JobState,
+        /// Its recorded progress.
+        progress: JobProgress,
+        /// The worker that holds it, when one does.
+        worker_id: Option<String>,
+    },
+}
+
+/// Where a job's updates go.
+pub type UpdateSender = tokio::sync::mpsc::UnboundedSender<JobUpdate>;
+
+/// How a job that a front end waits for ended.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    /// The job as it ended.
+    pub job: Job,
+    /// The pack, when this process ran the job.
+    pub result: Option<TechPackResult>,
+}
+
+impl JobEnd {
+    /// The pack's outcome: `Ok` for a job that succeeded or ended partial; otherwise an error
+    /// that says what happened and what to do, with the kind a front end reports (a cancelled
+    /// job, one queued for another attempt, one that failed for good).
+    pub fn into_outcome(self) -> AppResult<JobEnd> {
+        let job = &self.job;
+        let error = |fallback: String| job.last_error.clone().unwrap_or(fallback);
+        match job.state {
+            JobState::Succeeded | JobState::Partial => Ok(self),
+            JobState::Cancelled => Err(AppError::Job {
+                message: error(format!("job {} was cancelled", job.id)),
+                kind: ErrorKind::Cancelled,
+            }),
+            JobState::Queued | JobState::Running => Err(AppError::Job {
+                message: format!(
+                    "the run failed: {}; job {} is queued for attempt {} of {} (from {}): `techpack worker --exit-when-idle` runs it, `techpack jobs cancel {}` drops it",
+                    error("unknown error".into()),
+                    job.id,
+                    job.attempts + 1,
+                    job.max_attempts,
+                    job.run_after.format("%H:%M:%S UTC"),
+                    job.id
+                ),
+                kind: ErrorKind::Unavailable,
+            }),
+            JobState::Failed => Err(AppError::Job {
+                message: format!("job {} failed: {}", job.id, error("unknown error".into())),
+                kind: ErrorKind::Internal,
+            }),
+        }
+    }
+}
+
+/// How a front end lets go of a job it runs or follows.
+#[derive(Debug, Clone, Default)]
+pub struct WaitControl {
+    /// The person asked to stop (Ctrl-C): a run here stops at the next step boundary and the
+    /// job ends `cancelled`; following a job elsewhere just stops following.
+    pub interrupt: CancellationToken,
+}
+
+impl App {
+    /// The tech-pack request a user's input makes: the product name mapped to its id, one
+    /// revision per view (so a new photo of a view becomes a new version of that view's files),
+    /// and every option checked.
+    pub fn build_pack_request(
+        &self,
+        user_id: Uuid,
+        input: &PackInput,
+    ) -> AppResult<TechPackRequest> {
+        let product = input.product.trim();
+        if product.is_empty() {
+            return Err(AppError::Invalid(
+                "a tech pack needs a product: give its name or id".into(),
+            ));
+        }
+        let product_idea_id = product_id(user_id, product);
+        let category: ProductCategory = match &input.category {
+            Some(category) => category
+                .parse()
+                .map_err(|error| AppError::Invalid(format!("{error}")))?,
+            None => ProductCategory::Apparel,
+        };
+        let views = input
+            .views
+            .iter()
+            .map(|upload| ViewInput {
+                revision_id: revision_id_from_name(user_id, product_idea_id, upload.view.trim()),
+                view: upload.view.trim().to_owned(),
+                photo: Arc::from(upload.photo.as_ref()),
+                reference: upload.reference.clone(),
+            })
+            .collect();
+        let defaults = &self.settings().packs;
+        let options = TechPackOptions {
+            collection_name: input.collection_name.clone(),
+            closeups_per_view: input
+                .closeups_per_view
+                .unwrap_or(defaults.closeups_per_view),
+            concurrency: input.run.concurrency.unwrap_or(defaults.concurrency),
+            force: input.force,
+            legacy_dual_write: input
+                .run
+                .legacy_dual_write
+                .unwrap_or(defaults.legacy_dual_write),
+            ..TechPackOptions::default()
+        };
+        Ok(TechPackRequest {
+            product_idea_id,
+            user_id,
+            views,
+            category,
+            primary_view: input.primary_view.clone(),
+            options,
+        })
+    }
+
+    /// The provider name a run uses, checked: `Err` for an unknown name, or a provider this
+    /// process cannot set up when `must_run_here` (a missing API key fails before anything is
+    /// queued).
+    pub fn provider_for(&self, options: &RunOptions, must_run_here: bool) -> AppResult<String> {
+        let name = options
+            .provider
+            .clone()
+            .unwrap_or_else(|| self.settings().provider.clone());
+        let kind: techpack_generate::ProviderKind = name.parse()?;
+        if must_run_here {
+            self.providers().get(kind.as_str())?;
+        }
+        Ok(kind.as_str().to_owned())
+    }
+
+    /// Queues a tech pack as a job: its photos are stored first, so any worker can run it.
+    /// With `must_run_here`, a provider this process cannot set up is refused first.
+    pub async fn submit_pack(
+        &self,
+        user_id: Uuid,
+        input: &PackInput,
+        must_run_here: bool,
+    ) -> AppResult<Submitted> {
+        let provider = self.provider_for(&input.run, must_run_here)?;
+        let request = self.build_pack_request(user_id, input)?;
+        let job = enqueue_tech_pack(
+            self.store().as_ref(),
+            self.blobs(),
+            &request,
+            &provider,
+            self.max_attempts(&input.run),
+        )
+        .await?;
+        Ok(Submitted { job, provider })
+    }
+
+    /// Queues a retry of a pack's failed steps as a job in the pack's own batch.
+    pub async fn submit_retry(
+        &self,
+        user_id: Uuid,
+        collection_id: Uuid,
+        run: &RunOptions,
+        must_run_here: bool,
+    ) -> AppResult<Submitted> {
+        let provider = self.provider_for(run, must_run_here)?;
+        let defaults = &self.settings().packs;
+        let options = TechPackOptions {
+            concurrency: run.concurrency.unwrap_or(defaults.concurrency),
+            legacy_dual_write: run.legacy_dual_write.unwrap_or(defaults.legacy_dual_write),
+            ..TechPackOptions::default()
+        };
+        let job = enqueue_retry_failed(
+            self.store().as_ref(),
+            user_id,
+            collection_id,
+            &options,
+            &provider,
+            self.max_attempts(run),
+        )
+        .await?;
+        Ok(Submitted { job, provider })
+    }
+
+    fn max_attempts(&self, run: &RunOptions) -> i32 {
+        run.max_attempts
+            .unwrap_or(self.settings().jobs.max_attempts)
+    }
+
+    /// Waits for a job to end, running it in this process when it can: the job is claimed
+    /// and run here (its step events go to `updates`), and when another process holds it, it
+    /// is followed by its row until it ends. `lease` is how long this process holds the job
+    /// without a heartbeat before a worker may take it over.
+    pub async fn run_or_follow(
+        &self,
+        user_id: Uuid,
+        job_id: Uuid,
+        lease: Duration,
+        updates: Option<UpdateSender>,
+        control: WaitControl,
+    ) -> AppResult<JobEnd> {
+        let principal = Principal::User(user_id);
+        let claim = ClaimOptions {
+            worker_id: default_worker_id(),
+            lease,
+            per_user_cap: u32::MAX,
+            only_job: Some(job_id),
+        };
+        let Some((job, lease)) = self.store().claim_job(principal, &claim).await? else {
+            return self.follow(principal, job_id, updates, control).await;
+        };
+        let (steps, mut step_queue) = tokio::sync::mpsc::unbounded_channel();
+        let forward = tokio::spawn({
+            let updates = updates.clone();
+            async move {
+                while let Some(event) = step_queue.recv().await {
+                    if let Some(updates) = &updates {
+                        let _ = updates.send(JobUpdate::Step(event));
+                    }
+                }
+            }
+        });
+        let run = run_claimed_job(
+            &self.job_environment(),
+            job,
+            lease,
+            JobControl {
+                progress: Some(steps),
+                interrupt: control.interrupt.clone(),
+                shutdown: CancellationToken::new(),
+            },
+        )
+        .await;
+        let _ = forward.await;
+        match run.end {
+            JobRunEnd::Ended(job) => Ok(JobEnd {
+                job: *job,
+                result: run.result,
+            }),
+            JobRunEnd::LeaseLost => Err(AppError::Conflict(format!(
+                "job {job_id}: this process stalled past its lease and a worker took the job over; `techpack jobs show {job_id}` follows it"
+            ))),
+        }
+    }
+
+    /// Follows a job another process runs, by its row, until it ends or `control` is
+    /// interrupted (then the job as it stands is returned: it goes on elsewhere).
+    pub async fn follow(
+        &self,
+        principal: Principal,
+        job_id: Uuid,
+        updates: Option<UpdateSender>,
+        control: WaitControl,
+    ) -> AppResult<JobEnd> {
+        let mut shown: Option<(JobState, JobProgress, Option<String>)> = None;
+        loop {
+            let job = self.store().get_job(principal, job_id).await?;
+            let now = (job.state, job.pack_progress(), job.worker_id.clone());
+            if shown.as_ref() != Some(&now) {
+                if let Some(updates) = &updates {
+                    let _ = updates.send(JobUpdate::Elsewhere {
+                        state: now.0,
+                        progress: now.1,
+                        worker_id: now.2.clone(),
+                    });
+                }
+                shown = Some(now);
+            }
+            if job.state.is_terminal() || control.interrupt.is_cancelled() {
+                return Ok(JobEnd { job, result: None });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = control.interrupt.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// How often a followed job's row is read.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);

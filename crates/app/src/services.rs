@@ -1,0 +1,134 @@
+//! Opening what techpack runs on, from the settings: the metadata store (with the policy for
+//! migrations on first use), the blob store and the providers. [`App`] holds them for every
+//! front end.
+
+use std::sync::Arc;
+
+use techpack_blobs::{BlobStore, BlobStoreOptions};
+use techpack_model::Principal;
+use techpack_pipeline::jobs::JobEnvironment;
+use techpack_store::{Backend, DatabaseTarget, TechFileStore, open_store};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::providers::Providers;
+use crate::settings::{Settings, redact_url};
+
+/// What every operation runs on: settings, store, blob store and providers.
+#[derive(Clone)]
+pub struct App {
+    settings: Arc<Settings>,
+    store: Arc<dyn TechFileStore>,
+    blobs: BlobStore,
+    providers: Arc<Providers>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.store.backend())
+            .field("blobs", self.blobs.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens the store, ready to use, and the blob store. The embedded SQLite database
+    /// migrates itself on first use; a PostgreSQL database must have been migrated with
+    /// `techpack migrate` (production schema changes are deliberate).
+    pub async fn open(settings: Settings) -> AppResult<Self> {
+        let store = open_store_unmigrated(&settings).await?;
+        match store.backend() {
+            Backend::Sqlite => {
+                store.migrate_up().await?;
+            }
+            Backend::Postgres => {
+                let pending = store
+                    .migration_status()
+                    .await?
+                    .into_iter()
+                    .filter(|migration| !migration.applied)
+                    .count();
+                if pending > 0 {
+                    return Err(AppError::Config(format!(
+                        "the database has {pending} pending migration(s): run `techpack migrate` first"
+                    )));
+                }
+            }
+        }
+        Self::with_store(settings, store)
+    }
+
+    /// An application on a store opened elsewhere (tests, or after `migrate`).
+    pub fn with_store(settings: Settings, store: Arc<dyn TechFileStore>) -> AppResult<Self> {
+        let blobs = open_blob_store(&settings)?;
+        let providers = Arc::new(Providers::new(settings.openai.clone()));
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            blobs,
+            providers,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Arc<dyn TechFileStore> {
+        &self.store
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The providers of this process.
+    pub fn providers(&self) -> &Arc<Providers> {
+        &self.providers
+    }
+
+    /// The user the settings name (the local user by default).
+    pub fn user_id(&self) -> Uuid {
+        self.settings.user_id()
+    }
+
+    /// That user as the acting principal.
+    pub fn principal(&self) -> Principal {
+        Principal::User(self.user_id())
+    }
+
+    /// What a job runner needs: the stores and the provider factory.
+    pub fn job_environment(&self) -> JobEnvironment {
+        JobEnvironment {
+            store: self.store.clone(),
+            blobs: self.blobs.clone(),
+            providers: self.providers.factory(),
+        }
+    }
+}
+
+/// Opens the store the settings name without touching its schema (for `techpack migrate`).
+/// An unknown URL scheme is refused before anything touches the disk.
+pub async fn open_store_unmigrated(settings: &Settings) -> AppResult<Arc<dyn TechFileStore>> {
+    let url = settings.database_url();
+    DatabaseTarget::parse(&url)?;
+    open_store(&url).await.map_err(|error| match error {
+        techpack_store::StoreError::Config(message) => AppError::Config(format!(
+            "opening the database {}: {message}",
+            redact_url(&url)
+        )),
+        other => other.into(),
+    })
+}
+
+/// Opens the blob store the settings name.
+pub fn open_blob_store(settings: &Settings) -> AppResult<BlobStore> {
+    Ok(BlobStore::from_url(
+        &settings.storage_url(),
+        BlobStoreOptions::default(),
+    )?)
+}

@@ -1,0 +1,440 @@
+//! Settings, layered: defaults in code, then a `techpack.toml` (optional), then `TECHPACK_*`
+//! environment variables, then command-line flags. Secrets (the database URL, API keys) are
+//! wrapped so that `Debug` never prints them.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use techpack_model::LOCAL_USER_ID;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+
+/// The settings file read when `TECHPACK_CONFIG` names none: `techpack.toml` in the current
+/// folder, when it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "techpack.toml";
+
+/// The environment variable naming the settings file.
+pub const CONFIG_FILE_ENV: &str = "TECHPACK_CONFIG";
+
+/// Every setting of techpack. Each field can be set in `techpack.toml` (nested tables for the
+/// sections), as `TECHPACK_<FIELD>` (sections as `TECHPACK_<SECTION>_<FIELD>`, e.g.
+/// `TECHPACK_JOBS_LEASE_SECS`), or by the matching flag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Folder of the embedded database and blobs (`TECHPACK_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…` (`DATABASE_URL`); default `DATA_DIR/techpack.db`.
+    /// Secret: it may carry a password.
+    #[serde(serialize_with = "serialize_secret")]
+    pub database_url: Option<SecretString>,
+    /// `file://DIR`, `memory://` or `s3://bucket/prefix` (`TECHPACK_STORAGE_URL`); default
+    /// `DATA_DIR/blobs`.
+    pub storage_url: Option<String>,
+    /// The acting user (`TECHPACK_USER`); default the local user.
+    pub user: Option<Uuid>,
+    /// The generator used when a request names none: `local` or `openai`.
+    pub provider: String,
+    /// The `openai` provider's settings.
+    pub openai: OpenAiSettings,
+    /// Defaults of a tech-pack request.
+    pub packs: PackSettings,
+    /// Durable jobs and workers.
+    pub jobs: JobSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("techpack-data"),
+            database_url: None,
+            storage_url: None,
+            user: None,
+            provider: "local".into(),
+            openai: OpenAiSettings::default(),
+            packs: PackSettings::default(),
+            jobs: JobSettings::default(),
+        }
+    }
+}
+
+/// Settings of the OpenAI-compatible provider; unset fields take the provider's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OpenAiSettings {
+    /// The API root, e.g. `http://localhost:11434/v1` (`TECHPACK_OPENAI_BASE_URL`).
+    pub base_url: Option<String>,
+    /// The API key (`TECHPACK_OPENAI_API_KEY`, or `OPENAI_API_KEY`). Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub api_key: Option<SecretString>,
+    /// The vision model for analyses (`TECHPACK_OPENAI_VISION_MODEL`).
+    pub vision_model: Option<String>,
+    /// The image model for close-ups and sketches (`TECHPACK_OPENAI_IMAGE_MODEL`).
+    pub image_model: Option<String>,
+    /// The size of generated images (`TECHPACK_OPENAI_IMAGE_SIZE`).
+    pub image_size: Option<String>,
+    /// Seconds one request may take (`TECHPACK_OPENAI_TIMEOUT_SECS`).
+    pub timeout_secs: Option<f64>,
+    /// Retries after the first attempt (`TECHPACK_OPENAI_MAX_RETRIES`).
+    pub max_retries: Option<u32>,
+    /// Requests in flight at once in this process (`TECHPACK_OPENAI_CONCURRENCY`).
+    pub concurrency: Option<usize>,
+}
+
+impl OpenAiSettings {
+    /// The value the provider's configuration reads under the environment name `name`
+    /// (`TECHPACK_OPENAI_…`), so the provider reads these settings exactly as it reads the
+    /// environment.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        use techpack_generate::openai as env;
+        let text = |value: &Option<String>| value.clone();
+        match name {
+            env::ENV_BASE_URL => text(&self.base_url),
+            env::ENV_API_KEY | env::ENV_API_KEY_FALLBACK => self
+                .api_key
+                .as_ref()
+                .map(|key| key.expose_secret().to_owned()),
+            env::ENV_VISION_MODEL => text(&self.vision_model),
+            env::ENV_IMAGE_MODEL => text(&self.image_model),
+            env::ENV_IMAGE_SIZE => text(&self.image_size),
+            env::ENV_TIMEOUT_SECS => self.timeout_secs.map(|secs| secs.to_string()),
+            env::ENV_MAX_RETRIES => self.max_retries.map(|retries| retries.to_string()),
+            env::ENV_CONCURRENCY => self.concurrency.map(|limit| limit.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// What a tech-pack request does unless it says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PackSettings {
+    /// Close-ups per view.
+    pub closeups_per_view: usize,
+    /// Provider calls of one pack in flight at once.
+    pub concurrency: usize,
+    /// Mirror analyses into the legacy `revision_vision_analysis` table.
+    pub legacy_dual_write: bool,
+}
+
+impl Default for PackSettings {
+    fn default() -> Self {
+        Self {
+            closeups_per_view: 4,
+            concurrency: 4,
+            legacy_dual_write: true,
+        }
+    }
+}
+
+/// Durable jobs: how long a lease lasts, how often workers look for work, how often a job is
+/// tried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobSettings {
+    /// Seconds a job stays its runner's without a heartbeat (`TECHPACK_JOBS_LEASE_SECS`; the
+    /// older `TECHPACK_JOB_LEASE_SECS` is read too).
+    pub lease_secs: f64,
+    /// Seconds a worker waits for a notification before it looks at the queue again.
+    pub poll_secs: f64,
+    /// Runs of a job before it is given up.
+    pub max_attempts: i32,
+    /// Jobs one worker runs at once.
+    pub worker_concurrency: usize,
+    /// Jobs one user may have running at once, across all workers.
+    pub per_user_cap: u32,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease_secs: 30.0,
+            poll_secs: 2.0,
+            max_attempts: techpack_model::DEFAULT_MAX_ATTEMPTS,
+            worker_concurrency: 2,
+            per_user_cap: 2,
+        }
+    }
+}
+
+/// The settings a front end's flags set: only what the user gave, so that everything else keeps
+/// the value of the lower layers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--storage-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// `--user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<Uuid>,
+}
+
+impl Settings {
+    /// Loads the layers: defaults, the settings file (`config_file`, else `TECHPACK_CONFIG`,
+    /// else `techpack.toml` when it exists), the environment, then `overrides`.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> AppResult<Self> {
+        let env = Env::raw();
+        let named = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match &named {
+            Some(path) if !path.is_file() => {
+                return Err(AppError::Config(format!(
+                    "the settings file {} does not exist (named by {})",
+                    path.display(),
+                    if config_file.is_some() {
+                        "--config".to_owned()
+                    } else {
+                        CONFIG_FILE_ENV.to_owned()
+                    }
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        // Older and tool-wide names first, so the TECHPACK_ names win over them.
+        let fallbacks = Env::raw()
+            .only(&FALLBACK_VARIABLES.map(|(name, _)| name))
+            .map(|name| {
+                let key = FALLBACK_VARIABLES
+                    .iter()
+                    .find(|(variable, _)| name == *variable)
+                    .map_or("", |(_, key)| *key);
+                key.into()
+            });
+        let environment = env.filter_map(|name| environment_key(name.as_str()).map(Into::into));
+        let figment = figment
+            .merge(fallbacks)
+            .merge(environment)
+            .merge(Serialized::defaults(overrides));
+        figment
+            .extract()
+            .map_err(|error| AppError::Config(settings_error_message(error)))
+    }
+
+    /// The database URL in use: the setting, else the embedded SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!(
+                "sqlite://{}",
+                absolute(&self.data_dir.join("techpack.db")).display()
+            ),
+        }
+    }
+
+    /// Whether the database is the embedded default (no URL set).
+    pub fn uses_default_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// The blob storage URL in use: the setting, else `blobs/` in the data folder.
+    pub fn storage_url(&self) -> String {
+        match &self.storage_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "file://{}",
+                absolute(&self.data_dir.join("blobs")).display()
+            ),
+        }
+    }
+
+    /// The acting user: the setting, else the local user.
+    pub fn user_id(&self) -> Uuid {
+        self.user.unwrap_or(LOCAL_USER_ID)
+    }
+}
+
+/// Variables read under an older or tool-wide name, with the setting each sets.
+const FALLBACK_VARIABLES: [(&str, &str); 2] = [
+    ("OPENAI_API_KEY", "openai.api_key"),
+    ("TECHPACK_JOB_LEASE_SECS", "jobs.lease_secs"),
+];
+
+/// The settings path an environment variable sets, or `None` for a variable that is not a
+/// setting (`TECHPACK_LOG`, `PATH` …). Sections are nested with dots.
+fn environment_key(name: &str) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    if upper == "DATABASE_URL" {
+        return Some("database_url".into());
+    }
+    let rest = upper.strip_prefix("TECHPACK_")?;
+    let lower = rest.to_ascii_lowercase();
+    let key = match lower.as_str() {
+        "data_dir" | "storage_url" | "user" | "provider" => lower.clone(),
+        _ => {
+            let (section, field) = lower.split_once('_')?;
+            if !matches!(section, "openai" | "packs" | "jobs") {
+                return None;
+            }
+            format!("{section}.{field}")
+        }
+    };
+    Some(key)
+}
+
+/// A settings error as one sentence naming the setting and where its value came from.
+fn settings_error_message(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = if error.path.is_empty() {
+                String::new()
+            } else {
+                format!("setting `{}`: ", error.path.join("."))
+            };
+            let source = error
+                .metadata
+                .as_ref()
+                .map(|meta| format!(" (from {})", meta.name))
+                .unwrap_or_default();
+            format!("{key}{}{source}", error.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn serialize_secret<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_some(secret.expose_secret()),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A URL with its password hidden, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+// figment's test jail returns its own large error type; the tests cannot choose another.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use techpack_generate::openai::ENV_API_KEY;
+
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_secrets_stay_hidden() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                DEFAULT_CONFIG_FILE,
+                r#"
+                    data_dir = "from-file"
+                    storage_url = "memory://"
+                    [jobs]
+                    lease_secs = 5.0
+                    per_user_cap = 7
+                    [openai]
+                    api_key = "sk-from-file"
+                "#,
+            )?;
+            jail.set_env("TECHPACK_DATA_DIR", "from-env");
+            jail.set_env("TECHPACK_JOBS_LEASE_SECS", "9");
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/x");
+            jail.set_env("OPENAI_API_KEY", "sk-fallback");
+            jail.set_env("TECHPACK_OPENAI_API_KEY", "sk-from-env");
+            jail.set_env("TECHPACK_LOG", "debug");
+            let overrides = Overrides {
+                data_dir: Some("from-flag".into()),
+                ..Overrides::default()
+            };
+            let settings = Settings::load(None, &overrides).expect("settings");
+            assert_eq!(settings.data_dir, PathBuf::from("from-flag"));
+            assert_eq!(settings.storage_url.as_deref(), Some("memory://"));
+            assert_eq!(settings.jobs.lease_secs, 9.0);
+            assert_eq!(settings.jobs.per_user_cap, 7);
+            assert_eq!(settings.database_url(), "postgres://u:hunter2@db/x");
+            assert_eq!(
+                settings.openai.lookup(ENV_API_KEY).as_deref(),
+                Some("sk-from-env")
+            );
+            let debug = format!("{settings:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert!(!debug.contains("sk-from"), "{debug}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_fallback_api_key_and_old_lease_name_are_read() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("OPENAI_API_KEY", "sk-fallback");
+            jail.set_env("TECHPACK_JOB_LEASE_SECS", "4");
+            let settings = Settings::load(None, &Overrides::default()).expect("settings");
+            assert_eq!(
+                settings.openai.lookup(ENV_API_KEY).as_deref(),
+                Some("sk-fallback")
+            );
+            assert_eq!(settings.jobs.lease_secs, 4.0);
+            assert!(settings.uses_default_database());
+            assert!(
+                settings
+                    .database_url()
+                    .ends_with("techpack-data/techpack.db")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_and_its_source() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("TECHPACK_USER", "not-a-uuid");
+            let error = Settings::load(None, &Overrides::default()).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("setting `user`"), "{message}");
+            assert!(
+                message.contains("TECHPACK_USER") || message.contains("environment"),
+                "{message}"
+            );
+            let missing = Settings::load(Some(Path::new("nope.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(missing.contains("nope.toml does not exist"), "{missing}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redact_url("postgres://app:secret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}
