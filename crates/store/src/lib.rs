@@ -223,18 +223,21 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<LegacyAnalysis>>;
 
-    /// Every blob key that rows refer to — `tech_files.file_url` of any status and the legacy
-    /// `revision_vision_analysis.image_url` — with how they refer to it, in key order after
-    /// `after`, at most `limit` keys. Cleanup pages through this to decide what is unreferenced.
+    /// Every blob key that rows refer to — files' content and other outputs of any status, the
+    /// photos of jobs and packs' collections, the legacy `revision_vision_analysis.image_url` —
+    /// with how they refer to it, in key order after `after`, at most `limit` keys (from the
+    /// `blob_references` table the database keeps with the rows). Cleanup pages through this to
+    /// decide what is unreferenced.
     async fn list_blob_references(
         &self,
         principal: Principal,
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<BlobReferences>>;
-    /// Reads the references of `key` and runs `action` with them while no row can be inserted
-    /// or changed in `tech_files` or `revision_vision_analysis` (PostgreSQL: a `SHARE` lock on
-    /// both tables for one transaction; SQLite: the write lock of `BEGIN IMMEDIATE`). Cleanup
+    /// Reads the references of `key` and runs `action` with them while no reference can be
+    /// added or changed, so no row that needs a blob can be written (PostgreSQL: a `SHARE`
+    /// lock on `blob_references` for one transaction, which every such write's trigger waits
+    /// for; SQLite: the write lock of `BEGIN IMMEDIATE`). Cleanup
     /// deletes a blob inside `action`, so a row that points at the key either committed before
     /// (and `action` sees it) or commits after the delete (and its writer can see the blob is
     /// gone and store it again). Keep `action` short: writers wait for it.
@@ -245,13 +248,96 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
         action: LockedBlobAction<'a>,
     ) -> StoreResult<()>;
     /// The non-archived rows that point at a blob (`file_url` set), any version, in id order
-    /// after `after`, at most `limit`: what `fsck` verifies.
+    /// after `after`, at most `limit`.
     async fn list_files_with_blobs(
         &self,
         principal: Principal,
         after: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<TechFile>>;
+
+    /// The live references of the first `keys` blob keys after `after`, in key order, each key
+    /// with every row that needs it: what `fsck` verifies. The same set cleanup keeps.
+    async fn list_live_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        keys: u32,
+    ) -> StoreResult<Vec<BlobReference>>;
+
+    /// The blob references of some rows of one source (e.g. a pack's files, for an export),
+    /// in (row, name) order.
+    async fn blob_references_of(
+        &self,
+        principal: Principal,
+        source: BlobSource,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<BlobReference>>;
+
+    /// This database's identity (made by its first migration): a blob store records the
+    /// databases that write to it, and cleanup refuses to delete from one another database
+    /// also uses.
+    async fn database_id(&self) -> StoreResult<Uuid>;
+}
+
+/// What kind of row needs a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobSource {
+    /// A `tech_files` row: its content (`file_url`) and its other outputs (a sketch's PNG).
+    TechFile,
+    /// A queued or running job: the photos it will read.
+    Job,
+    /// A pack's collection: the photos its request recorded (for `--retry-failed`).
+    Collection,
+    /// A legacy `revision_vision_analysis` row: its image.
+    Legacy,
+}
+
+impl BlobSource {
+    /// The name stored in `blob_references.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobSource::TechFile => "tech_file",
+            BlobSource::Job => "job",
+            BlobSource::Collection => "collection",
+            BlobSource::Legacy => "legacy",
+        }
+    }
+}
+
+impl std::fmt::Display for BlobSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BlobSource::TechFile => "tech file",
+            BlobSource::Job => "job",
+            BlobSource::Collection => "collection",
+            BlobSource::Legacy => "legacy analysis",
+        })
+    }
+}
+
+/// One blob a row needs, as the database keeps it (in the same transaction as the row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobReference {
+    /// What kind of row needs it.
+    pub source: BlobSource,
+    /// The row.
+    pub source_id: Uuid,
+    /// What the blob is to the row: `content`, `png`, `photo:front`, `image` …
+    pub name: String,
+    /// The row's owner.
+    pub user_id: Uuid,
+    /// The blob's key.
+    pub blob_key: String,
+    /// Its SHA-256, when the row recorded one.
+    pub sha256: Option<String>,
+    /// Its size in bytes, when the row recorded one.
+    pub size: Option<i64>,
+    /// Whether the row needs it now (false for an archived file, a job that ended).
+    pub live: bool,
+    /// When the reference last started or stopped being live.
+    pub changed_at: DateTime<Utc>,
 }
 
 /// How the rows of the store refer to one blob key.
@@ -259,11 +345,12 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
 pub struct BlobReferences {
     /// The blob key (`file_url` / `image_url`).
     pub key: String,
-    /// `tech_files` rows that point at it and are not archived.
+    /// Rows that need it now: files that are not archived, queued or running jobs, packs'
+    /// collections.
     pub live_rows: i64,
-    /// `tech_files` rows that point at it and are archived.
+    /// Rows that named it and no longer need it: archived files, jobs that ended.
     pub archived_rows: i64,
-    /// The latest `updated_at` among the archived rows: when the key was last archived.
+    /// When the last of those stopped needing it.
     pub last_archived_at: Option<DateTime<Utc>>,
     /// Legacy `revision_vision_analysis` rows whose `image_url` is the key.
     pub legacy_rows: i64,

@@ -24,7 +24,10 @@ use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
-use crate::{BlobReferences, LockedBlobAction, StoreError, StoreResult, TechFileStore};
+use crate::{
+    BlobReference, BlobReferences, BlobSource, LockedBlobAction, StoreError, StoreResult,
+    TechFileStore,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -797,13 +800,15 @@ impl TechFileStore for PostgresStore {
         let mut tx = self.begin(principal).await?;
         let doc: Option<String> = sqlx::query_scalar(
             "UPDATE public.tech_file_collections AS t SET completion_percentage = $2, status = $3, \
-             completed_at = CASE WHEN $4 THEN coalesce(t.completed_at, now()) ELSE NULL END \
+             completed_at = CASE WHEN $4 THEN coalesce(t.completed_at, now()) ELSE NULL END, \
+             planned_steps = coalesce($5, t.planned_steps) \
              WHERE t.id = $1 RETURNING to_jsonb(t)::text",
         )
         .bind(id)
         .bind(progress.completion_percentage)
         .bind(progress.status.as_str())
         .bind(crate::is_final(progress.status))
+        .bind(progress.planned_steps)
         .fetch_optional(&mut *tx)
         .await?;
         let collection =
@@ -957,14 +962,14 @@ impl TechFileStore for PostgresStore {
         action: LockedBlobAction<'a>,
     ) -> StoreResult<()> {
         let mut tx = self.begin(principal).await?;
-        // SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE takes, so writers of
-        // either table wait until this transaction ends; one statement takes both locks in a
-        // fixed order. The timeout turns a long wait (or a deadlock with a writer) into an
+        // SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE takes: every write of
+        // a row that needs a blob writes its references through a trigger, so such writers
+        // wait until this transaction ends. The timeout turns a long wait (or a deadlock with a writer) into an
         // error for this key instead of a stalled cleanup.
         sqlx::query("SELECT set_config('lock_timeout', '10s', true)")
             .execute(&mut *tx)
             .await?;
-        sqlx::query("LOCK TABLE public.tech_files, public.revision_vision_analysis IN SHARE MODE")
+        sqlx::query("LOCK TABLE public.blob_references IN SHARE MODE")
             .execute(&mut *tx)
             .await?;
         let references = blob_references(
@@ -987,6 +992,40 @@ impl TechFileStore for PostgresStore {
     ) -> StoreResult<Vec<TechFile>> {
         self.read(principal, sql::files_with_blobs(D, principal, after, limit))
             .await
+    }
+
+    async fn list_live_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        keys: u32,
+    ) -> StoreResult<Vec<BlobReference>> {
+        self.read(principal, sql::live_blob_references(D, principal, after, keys))
+            .await
+    }
+
+    async fn blob_references_of(
+        &self,
+        principal: Principal,
+        source: BlobSource,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<BlobReference>> {
+        self.read(
+            principal,
+            sql::blob_references_of(D, principal, source.as_str(), ids),
+        )
+        .await
+    }
+
+    async fn database_id(&self) -> StoreResult<Uuid> {
+        let mut tx = self.begin_with(Principal::Service, None).await?;
+        let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM public.techpack_instance")
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        id.ok_or_else(|| {
+            StoreError::Schema("the database has no techpack_instance row: run `techpack migrate`".into())
+        })
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) const TABLES: &[&str] = &[
     "tech_file_collection_items",
     "revision_vision_analysis",
     "generation_jobs",
+    "blob_references",
+    "techpack_instance",
 ];
 
 pub(crate) const INDEXES: &[&str] = &[
@@ -73,6 +75,12 @@ pub(crate) const INDEXES: &[&str] = &[
     "generation_jobs_claim_idx",
     "generation_jobs_user_running_idx",
     "generation_jobs_user_created_idx",
+    "blob_references_key_idx",
+    "blob_references_user_idx",
+    "generation_jobs_active_request_key",
+    "generation_jobs_user_idempotency_key",
+    "generation_jobs_product_running_idx",
+    "generation_jobs_batch_idx",
 ];
 
 pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
@@ -85,6 +93,13 @@ pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
     "revision_vision_analysis_touch_updated_at",
     "generation_jobs_touch_updated_at",
     "generation_jobs_notify",
+    "tech_files_blob_references",
+    "tech_file_collections_blob_references",
+    "generation_jobs_blob_references",
+    "revision_vision_analysis_blob_references",
+    "tech_file_collection_items_one_version",
+    "tech_files_after_status_change",
+    "generation_jobs_after_end",
 ];
 
 pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
@@ -98,6 +113,22 @@ pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
     "tech_file_collections_touch_updated_at",
     "revision_vision_analysis_touch_updated_at",
     "generation_jobs_touch_updated_at",
+    "tech_files_blob_references_insert",
+    "tech_files_blob_references_update",
+    "tech_files_blob_references_delete",
+    "tech_file_collections_blob_references_insert",
+    "tech_file_collections_blob_references_update",
+    "tech_file_collections_blob_references_delete",
+    "generation_jobs_blob_references_insert",
+    "generation_jobs_blob_references_update",
+    "generation_jobs_blob_references_delete",
+    "revision_vision_analysis_blob_references_insert",
+    "revision_vision_analysis_blob_references_update",
+    "revision_vision_analysis_blob_references_delete",
+    "tech_file_collection_items_one_version",
+    "tech_file_collection_items_one_version_move",
+    "tech_files_after_status_change",
+    "generation_jobs_after_end",
 ];
 
 pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
@@ -111,6 +142,20 @@ pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
     "tech_files_after_credits_change_statement",
     "create_tech_file_version",
     "generation_jobs_notify",
+    "techpack_blob_entries",
+    "techpack_view_photo_entries",
+    "techpack_file_blob_entries",
+    "techpack_collection_blob_entries",
+    "techpack_job_blob_entries",
+    "techpack_replace_blob_references",
+    "techpack_tech_files_blob_references",
+    "techpack_collections_blob_references",
+    "techpack_jobs_blob_references",
+    "techpack_legacy_blob_references",
+    "techpack_one_version_per_collection",
+    "techpack_recount_collection_progress",
+    "techpack_tech_files_after_status_change",
+    "techpack_generation_jobs_after_end",
 ];
 
 pub(crate) const SQLITE_VIEWS: &[&str] = &[
@@ -120,6 +165,11 @@ pub(crate) const SQLITE_VIEWS: &[&str] = &[
     "tech_file_collection_items_doc",
     "revision_vision_analysis_doc",
     "generation_jobs_doc",
+    "tech_files_blob_entries",
+    "tech_file_collections_blob_entries",
+    "generation_jobs_blob_entries",
+    "tech_file_collections_progress",
+    "blob_references_doc",
 ];
 
 pub(crate) const POSTGRES_POLICIES: &[&str] = &[

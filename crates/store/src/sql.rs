@@ -31,6 +31,7 @@ pub(crate) enum Table {
     Collections,
     Items,
     Legacy,
+    BlobReferences,
 }
 
 impl Table {
@@ -41,6 +42,7 @@ impl Table {
             Table::Collections => "public.tech_file_collections",
             Table::Items => "public.tech_file_collection_items",
             Table::Legacy => "public.revision_vision_analysis",
+            Table::BlobReferences => "public.blob_references",
         }
     }
 
@@ -51,6 +53,7 @@ impl Table {
             Table::Collections => "tech_file_collections_doc",
             Table::Items => "tech_file_collection_items_doc",
             Table::Legacy => "revision_vision_analysis_doc",
+            Table::BlobReferences => "blob_references_doc",
         }
     }
 }
@@ -408,24 +411,72 @@ pub(crate) fn blob_references(
     limit: u32,
 ) -> Query {
     let mut q = Query::new(dialect);
+    // `live` is a boolean on PostgreSQL and 0/1 on SQLite: CASE reads both.
     q.push(
-        "SELECT r.blob_key, CAST(sum(r.live) AS BIGINT), CAST(sum(r.archived) AS BIGINT), max(r.archived_at), \
-         CAST(sum(r.legacy) AS BIGINT) FROM (SELECT t.file_url AS blob_key, \
-         CASE WHEN t.status <> 'archived' THEN 1 ELSE 0 END AS live, \
-         CASE WHEN t.status = 'archived' THEN 1 ELSE 0 END AS archived, \
-         CASE WHEN t.status = 'archived' THEN t.updated_at END AS archived_at, 0 AS legacy FROM ",
+        "SELECT r.blob_key, \
+         CAST(sum(CASE WHEN r.source <> 'legacy' AND r.live THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(sum(CASE WHEN r.live THEN 0 ELSE 1 END) AS BIGINT), \
+         max(CASE WHEN r.live THEN NULL ELSE r.changed_at END), \
+         CAST(sum(CASE WHEN r.source = 'legacy' THEN 1 ELSE 0 END) AS BIGINT) FROM ",
     );
-    q.table(Table::Files, "t")
-        .push(" WHERE t.file_url IS NOT NULL");
-    q.scope("t", principal);
-    blob_key_condition(&mut q, "t.file_url", after, key);
-    q.push(" UNION ALL SELECT l.image_url, 0, 0, NULL, 1 FROM ");
-    q.table(Table::Legacy, "l")
-        .push(" WHERE l.image_url IS NOT NULL");
-    q.scope("l", principal);
-    blob_key_condition(&mut q, "l.image_url", after, key);
-    q.push(") AS r GROUP BY r.blob_key ORDER BY r.blob_key LIMIT ")
+    q.table(Table::BlobReferences, "r").push(" WHERE 1 = 1");
+    q.scope("r", principal);
+    blob_key_condition(&mut q, "r.blob_key", after, key);
+    q.push(" GROUP BY r.blob_key ORDER BY r.blob_key LIMIT ")
         .bind(Bind::Int(i64::from(limit.max(1))));
+    q
+}
+
+/// The live references of the first `keys` blob keys after `after`, in key order: what fsck
+/// verifies, each key once with every row that needs it.
+pub(crate) fn live_blob_references(
+    dialect: Dialect,
+    principal: Principal,
+    after: Option<&str>,
+    keys: u32,
+) -> Query {
+    let mut q = Query::new(dialect);
+    let live = match dialect {
+        Dialect::Postgres => "live",
+        Dialect::Sqlite => "live = 1",
+    };
+    q.select_docs(Table::BlobReferences, "r")
+        .push(&format!(" WHERE r.{live}"));
+    q.scope("r", principal);
+    q.push(" AND r.blob_key IN (SELECT k.blob_key FROM ");
+    q.table(Table::BlobReferences, "k")
+        .push(&format!(" WHERE k.{live}"));
+    q.scope("k", principal);
+    blob_key_condition(&mut q, "k.blob_key", after, None);
+    q.push(" GROUP BY k.blob_key ORDER BY k.blob_key LIMIT ")
+        .bind(Bind::Int(i64::from(keys.max(1))));
+    q.push(") ORDER BY r.blob_key, r.source, r.source_id, r.name");
+    q
+}
+
+/// The references of some rows of one source, in (row, name) order.
+pub(crate) fn blob_references_of(
+    dialect: Dialect,
+    principal: Principal,
+    source: &str,
+    ids: &[Uuid],
+) -> Query {
+    let mut q = Query::new(dialect);
+    q.select_docs(Table::BlobReferences, "r")
+        .push(" WHERE r.source = ")
+        .bind(Bind::Text(source.into()));
+    q.scope("r", principal);
+    q.push(" AND r.source_id IN (");
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            q.push(", ");
+        }
+        q.bind(Bind::Uuid(*id));
+    }
+    if ids.is_empty() {
+        q.push("NULL");
+    }
+    q.push(") ORDER BY r.source_id, r.name");
     q
 }
 

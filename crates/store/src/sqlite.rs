@@ -2,7 +2,7 @@
 //! writer lock up front (`BEGIN IMMEDIATE`) so concurrent writers queue instead of failing
 //! half-way, and every statement is scoped to the caller.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -25,7 +25,10 @@ use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
-use crate::{BlobReferences, LockedBlobAction, StoreError, StoreResult, TechFileStore};
+use crate::{
+    BlobReference, BlobReferences, BlobSource, LockedBlobAction, StoreError, StoreResult,
+    TechFileStore,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -42,6 +45,8 @@ pub struct SqliteStore {
     write_pool: SqlitePool,
     /// Set on a store made by `fenced`: every write transaction first checks this lease.
     fence: Option<Fence>,
+    /// The file migrations lock, beside the database (none in memory).
+    migration_lock: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -90,10 +95,16 @@ impl SqliteStore {
                 .await
                 .map_err(open_error)?
         };
+        let migration_lock = (!in_memory).then(|| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".migrate-lock");
+            PathBuf::from(name)
+        });
         Ok(Self {
             pool,
             write_pool,
             fence: None,
+            migration_lock,
         })
     }
 
@@ -103,7 +114,34 @@ impl SqliteStore {
             pool: self.pool.clone(),
             write_pool: self.write_pool.clone(),
             fence: Some(fence),
+            migration_lock: self.migration_lock.clone(),
         }
+    }
+
+    /// Holds the database's migration lock until dropped: an exclusive lock on a file beside
+    /// it. sqlx does not lock SQLite migrations, so processes that first use one database at
+    /// the same moment would all apply its migrations (and all but one fail on a table that
+    /// exists); with the lock they run one after another, and the later ones find nothing to do.
+    async fn lock_migrations(&self) -> StoreResult<Option<std::fs::File>> {
+        let Some(path) = self.migration_lock.clone() else {
+            return Ok(None);
+        };
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|error| StoreError::Config(format!("locking the migrations: {error}")))?;
+        locked.map(Some).map_err(|error| {
+            StoreError::Config(format!(
+                "cannot lock the database's migrations (a file beside the database): {error}"
+            ))
+        })
     }
 
     /// The connection pool, for tests that inspect the database directly.
@@ -282,6 +320,7 @@ impl TechFileStore for SqliteStore {
     }
 
     async fn migrate_up(&self) -> StoreResult<Vec<i64>> {
+        let _lock = self.lock_migrations().await?;
         let before = self.migration_status().await?;
         MIGRATOR.run(&self.pool).await?;
         Ok(before
@@ -332,6 +371,7 @@ impl TechFileStore for SqliteStore {
     }
 
     async fn migrate_down(&self) -> StoreResult<Vec<i64>> {
+        let _lock = self.lock_migrations().await?;
         let applied: Vec<i64> = self
             .migration_status()
             .await?
@@ -685,10 +725,13 @@ impl TechFileStore for SqliteStore {
             .push(", status = ")
             .bind(Bind::Text(progress.status.as_str().into()))
             .push(&format!(
-                ", completed_at = CASE WHEN {} THEN coalesce(completed_at, {NOW}) ELSE NULL END WHERE t.id = ",
+                ", completed_at = CASE WHEN {} THEN coalesce(completed_at, {NOW}) ELSE NULL END",
                 if crate::is_final(progress.status) { "1" } else { "0" }
-            ))
-            .bind(Bind::Uuid(id));
+            ));
+        if let Some(steps) = progress.planned_steps {
+            q.push(", planned_steps = ").bind(Bind::Int(i64::from(steps)));
+        }
+        q.push(" WHERE t.id = ").bind(Bind::Uuid(id));
         q.scope("t", principal);
         if bound(q).execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(StoreError::not_found("collection", id));
@@ -872,6 +915,37 @@ impl TechFileStore for SqliteStore {
     ) -> StoreResult<Vec<TechFile>> {
         self.docs(sql::files_with_blobs(D, principal, after, limit))
             .await
+    }
+
+    async fn list_live_blob_references(
+        &self,
+        principal: Principal,
+        after: Option<&str>,
+        keys: u32,
+    ) -> StoreResult<Vec<BlobReference>> {
+        self.docs(sql::live_blob_references(D, principal, after, keys))
+            .await
+    }
+
+    async fn blob_references_of(
+        &self,
+        principal: Principal,
+        source: BlobSource,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<BlobReference>> {
+        self.docs(sql::blob_references_of(D, principal, source.as_str(), ids))
+            .await
+    }
+
+    async fn database_id(&self) -> StoreResult<Uuid> {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM techpack_instance")
+            .fetch_optional(&self.pool)
+            .await?;
+        let id = id.ok_or_else(|| {
+            StoreError::Schema("the database has no techpack_instance row: run `techpack migrate`".into())
+        })?;
+        Uuid::parse_str(&id)
+            .map_err(|error| StoreError::Corrupt(format!("techpack_instance.id {id}: {error}")))
     }
 }
 

@@ -27,8 +27,17 @@ pub const JOBS_CHANNEL: &str = "techpack_jobs";
 /// Durable generation jobs, on both backends.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Queues a job for its owner (a user may queue only their own; the service anyone's).
-    async fn enqueue_job(&self, principal: Principal, job: NewJob) -> StoreResult<Job>;
+    /// Queues a job for its owner (a user may queue only their own; the service anyone's),
+    /// unless it is one that exists already: a job of the same owner with the same
+    /// `idempotency_key` (in any state; a different `request_key` under the same key is a
+    /// `Conflict`), or a queued or running job with the same `request_key`. Returns the job and
+    /// whether it existed (the caller joined it). Two identical calls at once make one job.
+    async fn enqueue_or_join(&self, principal: Principal, job: NewJob) -> StoreResult<(Job, bool)>;
+
+    /// [`JobStore::enqueue_or_join`] without saying whether the job was new.
+    async fn enqueue_job(&self, principal: Principal, job: NewJob) -> StoreResult<Job> {
+        Ok(self.enqueue_or_join(principal, job).await?.0)
+    }
     /// One job. Another user's job is `NotFound`, like a missing one.
     async fn get_job(&self, principal: Principal, id: Uuid) -> StoreResult<Job>;
     /// Jobs, newest first; a user sees their own, the service sees all.
@@ -43,7 +52,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// used all its attempts is finished as failed ("gave up after N attempts: …") instead, an
     /// expired job whose owner asked to cancel is finished as cancelled, and the next candidate
     /// is tried. Never claims a job of a user who already has `per_user_cap` jobs running under
-    /// unexpired leases. The service claims anyone's jobs; a user only their own.
+    /// unexpired leases, and never a job whose product has another job running under an unexpired
+    /// lease (one run per product at a time: runs of one product never race for its files). The
+    /// service claims anyone's jobs; a user only their own.
     async fn claim_job(
         &self,
         principal: Principal,
@@ -186,3 +197,14 @@ pub(crate) fn list_query(
         .bind(Bind::Int(limit));
     Ok(q)
 }
+
+/// The error a reused idempotency key gets when it came with another request.
+pub(crate) fn key_reused(key: &str, existing: &Job) -> StoreError {
+    StoreError::Conflict(format!(
+        "the idempotency key {key:?} was already used for a different request (job {}); send a new key with a new request",
+        existing.id
+    ))
+}
+
+/// The code a job gets when a claim gives it up because its runs kept dying.
+pub(crate) const GAVE_UP_CODE: &str = "gave_up";

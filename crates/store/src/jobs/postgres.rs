@@ -21,8 +21,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    Fence, JOBS_CHANNEL, JobStore, check_delay, check_progress, gave_up_message, lease_lost,
-    list_query, worker_stopped_message,
+    Fence, GAVE_UP_CODE, JOBS_CHANNEL, JobStore, check_delay, check_progress, gave_up_message,
+    key_reused, lease_lost, list_query, worker_stopped_message,
 };
 use crate::rows::check_owner;
 use crate::sql::{self, Bind, Dialect, Query};
@@ -76,6 +76,39 @@ fn bound(query: Query) -> sqlx::query::Query<'static, Postgres, PgArguments> {
     statement
 }
 
+/// The job a new one is the same as: the owner's job with its idempotency key, else the owner's
+/// queued or running job with its request key.
+async fn same_job(conn: &mut PgConnection, new: &NewJob) -> StoreResult<Option<Job>> {
+    if let Some(key) = &new.idempotency_key {
+        let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {JOB_DOC} FROM public.generation_jobs AS j WHERE j.user_id = $1 AND j.idempotency_key = $2"
+        )))
+        .bind(new.user_id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(doc) = doc {
+            let existing: Job = sql::decode_doc(&doc)?;
+            if existing.request_key != new.request_key {
+                return Err(key_reused(key, &existing));
+            }
+            return Ok(Some(existing));
+        }
+    }
+    if let Some(key) = &new.request_key {
+        let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {JOB_DOC} FROM public.generation_jobs AS j WHERE j.user_id = $1 AND j.request_key = $2 \
+             AND j.state IN ('queued', 'running')"
+        )))
+        .bind(new.user_id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return doc.map(|doc| sql::decode_doc(&doc)).transpose();
+    }
+    Ok(None)
+}
+
 fn job(doc: Option<String>, id: Uuid) -> StoreResult<Job> {
     sql::decode_doc(&doc.ok_or_else(|| StoreError::not_found("job", id))?)
 }
@@ -85,6 +118,7 @@ fn job(doc: Option<String>, id: Uuid) -> StoreResult<Job> {
 struct Candidate {
     id: Uuid,
     user_id: Uuid,
+    product_idea_id: Uuid,
     state: String,
     attempts: i32,
     max_attempts: i32,
@@ -101,6 +135,8 @@ enum Step {
     Finished,
     /// The candidate's owner is at the cap: look again without that user.
     Capped(Uuid),
+    /// Another job of the candidate's product runs: look again without this job.
+    ProductBusy(Uuid),
     /// Claimed.
     Claimed(Box<Job>),
 }
@@ -117,6 +153,7 @@ impl PostgresStore {
         principal: Principal,
         options: &ClaimOptions,
         skipped: &[Uuid],
+        busy: &[Uuid],
         token: Uuid,
     ) -> StoreResult<Step> {
         let mut tx = self.begin_with(principal, None).await?;
@@ -124,20 +161,26 @@ impl PostgresStore {
         // makes it exact. statement_timestamp(), not now(): the lease clock must not stand
         // still for a transaction that waited on a lock.
         let candidate: Option<Candidate> = sqlx::query_as(
-            "SELECT j.id, j.user_id, j.state, j.attempts, j.max_attempts, j.cancel_requested, \
-             j.worker_id, j.last_error FROM public.generation_jobs AS j \
+            "SELECT j.id, j.user_id, j.product_idea_id, j.state, j.attempts, j.max_attempts, \
+             j.cancel_requested, j.worker_id, j.last_error FROM public.generation_jobs AS j \
              WHERE ((j.state = 'queued' AND j.run_after <= statement_timestamp()) \
                  OR (j.state = 'running' AND j.lease_expires_at <= statement_timestamp())) \
                AND ($1::uuid IS NULL OR j.id = $1) \
                AND NOT (j.user_id = ANY ($2::uuid[])) \
+               AND NOT (j.id = ANY ($4::uuid[])) \
                AND (SELECT count(*) FROM public.generation_jobs AS r WHERE r.user_id = j.user_id \
                     AND r.state = 'running' AND r.lease_expires_at > statement_timestamp()) < $3 \
+               AND NOT EXISTS (SELECT 1 FROM public.generation_jobs AS p \
+                    WHERE p.user_id = j.user_id AND p.product_idea_id = j.product_idea_id \
+                      AND p.state = 'running' AND p.lease_expires_at > statement_timestamp() \
+                      AND p.id <> j.id) \
              ORDER BY j.run_after, j.created_at, j.id LIMIT 1 \
              FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(options.only_job)
         .bind(skipped)
         .bind(i64::from(options.per_user_cap))
+        .bind(busy)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(candidate) = candidate else {
@@ -167,13 +210,14 @@ impl PostgresStore {
             };
             sqlx::query(
                 "UPDATE public.generation_jobs SET state = 'failed', finished_at = statement_timestamp(), \
-                 lease_token = NULL, lease_expires_at = NULL, last_error = $2 WHERE id = $1",
+                 lease_token = NULL, lease_expires_at = NULL, last_error = $2, error_code = $3 WHERE id = $1",
             )
             .bind(candidate.id)
             .bind(clip_job_error(&gave_up_message(
                 candidate.attempts,
                 &previous,
             )))
+            .bind(GAVE_UP_CODE)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -200,6 +244,22 @@ impl PostgresStore {
             tx.rollback().await?;
             return Ok(Step::Capped(candidate.user_id));
         }
+        // The per-user lock makes the product check exact too: every claim of the product's
+        // jobs holds it.
+        let product_busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM public.generation_jobs WHERE user_id = $1 \
+             AND product_idea_id = $2 AND state = 'running' \
+             AND lease_expires_at > statement_timestamp() AND id <> $3)",
+        )
+        .bind(candidate.user_id)
+        .bind(candidate.product_idea_id)
+        .bind(candidate.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if product_busy {
+            tx.rollback().await?;
+            return Ok(Step::ProductBusy(candidate.id));
+        }
         let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "UPDATE public.generation_jobs AS j SET state = 'running', attempts = j.attempts + 1, \
              worker_id = $2, lease_token = $3, \
@@ -223,13 +283,20 @@ impl PostgresStore {
 
 #[async_trait]
 impl JobStore for PostgresStore {
-    async fn enqueue_job(&self, principal: Principal, new: NewJob) -> StoreResult<Job> {
+    async fn enqueue_or_join(&self, principal: Principal, new: NewJob) -> StoreResult<(Job, bool)> {
         new.validate()?;
         check_owner(principal, new.user_id)?;
         let mut tx = self.begin_with(principal, None).await?;
-        let doc: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        if let Some(existing) = same_job(&mut tx, &new).await? {
+            tx.commit().await?;
+            return Ok((existing, true));
+        }
+        // An identical enqueue that commits first wins the unique index; this one then waits
+        // for it and reads its job.
+        let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "INSERT INTO public.generation_jobs AS j (id, user_id, product_idea_id, kind, request, \
-             max_attempts, collection_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {JOB_DOC}"
+             max_attempts, collection_id, request_key, idempotency_key, batch_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING {JOB_DOC}"
         )))
         .bind(Uuid::now_v7())
         .bind(new.user_id)
@@ -238,10 +305,24 @@ impl JobStore for PostgresStore {
         .bind(Json(&new.request))
         .bind(new.max_attempts)
         .bind(new.collection_id)
-        .fetch_one(&mut *tx)
+        .bind(&new.request_key)
+        .bind(&new.idempotency_key)
+        .bind(new.batch_id)
+        .fetch_optional(&mut *tx)
         .await?;
+        let found = match doc {
+            Some(doc) => (sql::decode_doc(&doc)?, false),
+            None => {
+                let existing = same_job(&mut tx, &new).await?.ok_or_else(|| {
+                    StoreError::Conflict(
+                        "another job with the same key was queued and ended at once; send the request again".into(),
+                    )
+                })?;
+                (existing, true)
+            }
+        };
         tx.commit().await?;
-        sql::decode_doc(&doc)
+        Ok(found)
     }
 
     async fn get_job(&self, principal: Principal, id: Uuid) -> StoreResult<Job> {
@@ -298,14 +379,19 @@ impl JobStore for PostgresStore {
     ) -> StoreResult<Option<(Job, JobLease)>> {
         options.validate()?;
         let mut skipped: Vec<Uuid> = Vec::new();
+        let mut busy: Vec<Uuid> = Vec::new();
         // Each step either claims, finds nothing, finishes a job for good, or rules out a
-        // user: the loop ends.
+        // user or a job: the loop ends.
         loop {
             let token = Uuid::new_v4();
-            match self.claim_step(principal, options, &skipped, token).await? {
+            match self
+                .claim_step(principal, options, &skipped, &busy, token)
+                .await?
+            {
                 Step::Empty => return Ok(None),
                 Step::Finished => continue,
                 Step::Capped(user) => skipped.push(user),
+                Step::ProductBusy(job) => busy.push(job),
                 Step::Claimed(job) => {
                     let lease = JobLease {
                         job_id: job.id,
@@ -370,7 +456,8 @@ impl JobStore for PostgresStore {
         let mut tx = self.lease_tx().await?;
         let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
             "UPDATE public.generation_jobs AS j SET state = $3, result = $4, last_error = $5, \
-             finished_at = statement_timestamp(), lease_token = NULL, lease_expires_at = NULL \
+             error_code = $6, finished_at = statement_timestamp(), lease_token = NULL, \
+             lease_expires_at = NULL \
              WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' RETURNING {JOB_DOC}"
         )))
         .bind(lease.job_id)
@@ -378,6 +465,7 @@ impl JobStore for PostgresStore {
         .bind(outcome.state.as_str())
         .bind(outcome.result.as_ref().map(Json))
         .bind(outcome.error.as_deref().map(clip_job_error))
+        .bind(&outcome.error_code)
         .fetch_optional(&mut *tx)
         .await?;
         let doc = doc.ok_or_else(|| lease_lost(lease.job_id))?;

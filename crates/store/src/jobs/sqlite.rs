@@ -19,8 +19,8 @@ use techpack_model::{
 use uuid::Uuid;
 
 use super::{
-    Fence, JobStore, check_delay, check_progress, gave_up_message, lease_lost, list_query,
-    worker_stopped_message,
+    Fence, GAVE_UP_CODE, JobStore, check_delay, check_progress, gave_up_message, key_reused,
+    lease_lost, list_query, worker_stopped_message,
 };
 use crate::rows::check_owner;
 use crate::sql::{self, Bind, Dialect, Query};
@@ -78,6 +78,34 @@ async fn job_in(conn: &mut SqliteConnection, principal: Principal, id: Uuid) -> 
         .ok_or_else(|| StoreError::not_found("job", id))
 }
 
+/// The job a new one is the same as: the owner's job with its idempotency key, else the owner's
+/// queued or running job with its request key.
+async fn same_job(conn: &mut SqliteConnection, new: &NewJob) -> StoreResult<Option<Job>> {
+    if let Some(key) = &new.idempotency_key {
+        let mut q = Query::new(D);
+        q.push("SELECT j.doc FROM generation_jobs_doc AS j WHERE j.user_id = ")
+            .bind(Bind::Uuid(new.user_id))
+            .push(" AND j.idempotency_key = ")
+            .bind(Bind::Text(key.clone()));
+        if let Some(existing) = jobs(conn, q).await?.into_iter().next() {
+            if existing.request_key != new.request_key {
+                return Err(key_reused(key, &existing));
+            }
+            return Ok(Some(existing));
+        }
+    }
+    if let Some(key) = &new.request_key {
+        let mut q = Query::new(D);
+        q.push("SELECT j.doc FROM generation_jobs_doc AS j WHERE j.user_id = ")
+            .bind(Bind::Uuid(new.user_id))
+            .push(" AND j.request_key = ")
+            .bind(Bind::Text(key.clone()))
+            .push(" AND j.state IN ('queued', 'running')");
+        return Ok(jobs(conn, q).await?.into_iter().next());
+    }
+    Ok(None)
+}
+
 /// `time` from now, in the stored form.
 fn after(now: DateTime<Utc>, time: Duration) -> StoreResult<String> {
     let span = chrono::Duration::from_std(time)
@@ -103,14 +131,21 @@ struct Candidate {
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn enqueue_job(&self, principal: Principal, new: NewJob) -> StoreResult<Job> {
+    async fn enqueue_or_join(&self, principal: Principal, new: NewJob) -> StoreResult<(Job, bool)> {
         new.validate()?;
         check_owner(principal, new.user_id)?;
+        // The writer lock holds from the look for the same job to the insert: two identical
+        // enqueues never both insert.
         let mut tx = self.write_tx_with(None).await?;
+        if let Some(existing) = same_job(&mut tx, &new).await? {
+            tx.commit().await?;
+            return Ok((existing, true));
+        }
         let id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO generation_jobs (id, user_id, product_idea_id, kind, request, max_attempts, \
-             collection_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             collection_id, request_key, idempotency_key, batch_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(id.to_string())
         .bind(new.user_id.to_string())
@@ -119,11 +154,14 @@ impl JobStore for SqliteStore {
         .bind(json_text(&new.request))
         .bind(new.max_attempts)
         .bind(new.collection_id.map(|id| id.to_string()))
+        .bind(&new.request_key)
+        .bind(&new.idempotency_key)
+        .bind(new.batch_id.map(|id| id.to_string()))
         .execute(&mut *tx)
         .await?;
         let created = job_in(&mut tx, principal, id).await?;
         tx.commit().await?;
-        Ok(created)
+        Ok((created, false))
     }
 
     async fn get_job(&self, principal: Principal, id: Uuid) -> StoreResult<Job> {
@@ -186,7 +224,14 @@ impl JobStore for SqliteStore {
             )
             .bind(Bind::Time(now))
             .push(") < ")
-            .bind(Bind::Int(i64::from(options.per_user_cap)));
+            .bind(Bind::Int(i64::from(options.per_user_cap)))
+            .push(
+                " AND NOT EXISTS (SELECT 1 FROM generation_jobs AS p WHERE p.user_id = j.user_id \
+                 AND p.product_idea_id = j.product_idea_id AND p.state = 'running' AND p.id <> j.id \
+                 AND p.lease_expires_at > ",
+            )
+            .bind(Bind::Time(now))
+            .push(")");
             if let Some(only) = options.only_job {
                 q.push(" AND j.id = ").bind(Bind::Uuid(only));
             }
@@ -224,7 +269,7 @@ impl JobStore for SqliteStore {
                 };
                 sqlx::query(
                     "UPDATE generation_jobs SET state = 'failed', finished_at = ?2, lease_token = NULL, \
-                     lease_expires_at = NULL, last_error = ?3 WHERE id = ?1",
+                     lease_expires_at = NULL, last_error = ?3, error_code = ?4 WHERE id = ?1",
                 )
                 .bind(&candidate.id)
                 .bind(sql::sqlite_time(now))
@@ -232,6 +277,7 @@ impl JobStore for SqliteStore {
                     candidate.attempts,
                     &previous,
                 )))
+                .bind(GAVE_UP_CODE)
                 .execute(&mut *tx)
                 .await?;
                 continue;
@@ -325,7 +371,7 @@ impl JobStore for SqliteStore {
         let mut tx = self.write_tx_with(None).await?;
         let updated = sqlx::query(
             "UPDATE generation_jobs SET state = ?3, result = ?4, last_error = ?5, finished_at = ?6, \
-             lease_token = NULL, lease_expires_at = NULL \
+             lease_token = NULL, lease_expires_at = NULL, error_code = ?7 \
              WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
         )
         .bind(lease.job_id.to_string())
@@ -334,6 +380,7 @@ impl JobStore for SqliteStore {
         .bind(outcome.result.as_ref().map(json_text))
         .bind(outcome.error.as_deref().map(clip_job_error))
         .bind(sql::sqlite_time(Utc::now()))
+        .bind(&outcome.error_code)
         .execute(&mut *tx)
         .await?
         .rows_affected();
