@@ -1614,3 +1614,37 @@ async fn an_owner_without_createrole_is_told_what_to_ask_for() {
     store.migrate_up().await.unwrap();
     seed(&store, Uuid::new_v4()).await;
 }
+
+/// `techpack migrate verify` reports a privilege that was granted back (by hand, or by a
+/// migration that forgot to revoke Supabase's defaults).
+#[tokio::test]
+async fn verify_reports_a_reopened_hole() {
+    let db = OwnedDatabase::supabase().await;
+    let store = db.store().await.unwrap();
+    assert!(store.verify_schema().await.unwrap().is_complete());
+    let mut admin = db.admin().await;
+    for statement in [
+        "GRANT SELECT ON _sqlx_migrations TO anon",
+        "GRANT UPDATE (credits_used) ON tech_files TO authenticated",
+        "GRANT EXECUTE ON FUNCTION tech_file_collections_recount_credits(uuid[]) TO PUBLIC",
+        "GRANT TRUNCATE ON generation_jobs TO service_role",
+    ] {
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let missing = store.verify_schema().await.unwrap().missing;
+    for expected in [
+        "revoke anon on _sqlx_migrations",
+        "revoke authenticated UPDATE (credits_used) on tech_files",
+        "revoke PUBLIC EXECUTE on tech_file_collections_recount_credits(uuid[])",
+        "revoke anon EXECUTE on tech_file_collections_recount_credits(uuid[])",
+        "revoke service_role TRUNCATE, REFERENCES, TRIGGER on generation_jobs",
+    ] {
+        assert!(
+            missing.iter().any(|m| m == expected),
+            "{expected} in {missing:?}"
+        );
+    }
+}
