@@ -85,6 +85,7 @@ pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
     "revision_vision_analysis_touch_updated_at",
     "generation_jobs_touch_updated_at",
     "generation_jobs_notify",
+    "tech_file_collection_items_after_move",
 ];
 
 pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
@@ -255,10 +256,10 @@ UNION ALL
 SELECT format('revoke %s EXECUTE on %s', r.role, f.name),
        NOT pg_catalog.has_function_privilege(r.role, f.oid, 'EXECUTE')
   FROM roles AS r CROSS JOIN techpack_functions AS f
- WHERE r.role = 'anon'
-    OR (r.role IN ('authenticated', 'service_role', 'techpack_app')
-        AND f.proname NOT IN ('techpack_current_user_id', 'create_tech_file_version',
-                              'restore_tech_file_version', 'create_tech_file_version_for_api'))
+ WHERE NOT (f.proname IN ('techpack_current_user_id', 'create_tech_file_version', 'restore_tech_file_version')
+            AND r.role IN ('authenticated', 'service_role', 'techpack_app'))
+   AND NOT (f.proname = 'create_tech_file_version_for_api' AND r.role = 'authenticated')
+   AND NOT (f.proname = 'create_tech_file_version_as_caller' AND r.role IN ('service_role', 'techpack_app'))
 "#;
 
 /// Checks what each role may do on a PostgreSQL database (`migrate verify`): the roles'

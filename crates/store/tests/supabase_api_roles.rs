@@ -322,6 +322,9 @@ fn expected_execute(function: &str, role: &str) -> bool {
             matches!(role, "authenticated" | "techpack_app" | "service_role")
         }
         "techpack_private.create_tech_file_version_for_api" => role == "authenticated",
+        "techpack_private.create_tech_file_version_as_caller" => {
+            matches!(role, "techpack_app" | "service_role")
+        }
         _ => false,
     }
 }
