@@ -308,12 +308,8 @@ impl TechFileStore for PostgresStore {
             &mut report,
         );
         let roles = self.names("SELECT rolname::text FROM pg_roles").await?;
-        schema::missing(
-            "role",
-            &["authenticated", "service_role"],
-            &roles,
-            &mut report,
-        );
+        schema::missing("role", schema::POSTGRES_ROLES, &roles, &mut report);
+        schema::check_postgres_privileges(&self.pool, &mut report).await?;
         Ok(report)
     }
 

@@ -100,6 +100,7 @@ pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
     "tech_file_collection_items_one_version",
     "tech_files_after_status_change",
     "generation_jobs_after_end",
+    "tech_file_collection_items_after_move",
 ];
 
 pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
@@ -156,6 +157,7 @@ pub(crate) const POSTGRES_FUNCTIONS: &[&str] = &[
     "techpack_recount_collection_progress",
     "techpack_tech_files_after_status_change",
     "techpack_generation_jobs_after_end",
+    "restore_tech_file_version",
 ];
 
 pub(crate) const SQLITE_VIEWS: &[&str] = &[
@@ -191,7 +193,143 @@ pub(crate) const POSTGRES_POLICIES: &[&str] = &[
     "generation_jobs_select_own",
     "generation_jobs_insert_own",
     "generation_jobs_update_own",
+    // 20261201000010: techpack's own role and the service role on every table, and what
+    // narrows a Supabase API user to the user actions.
+    "tech_files_techpack_app",
+    "tech_file_versions_techpack_app",
+    "tech_file_collections_techpack_app",
+    "tech_file_collection_items_techpack_app",
+    "revision_vision_analysis_techpack_app",
+    "generation_jobs_techpack_app",
+    "tech_files_service_role",
+    "tech_file_versions_service_role",
+    "tech_file_collections_service_role",
+    "tech_file_collection_items_service_role",
+    "revision_vision_analysis_service_role",
+    "generation_jobs_service_role",
+    "tech_files_api_status_change",
+    "tech_file_collections_api_delete_idle",
+    "generation_jobs_api_cancel_only",
 ];
+
+/// The roles the PostgreSQL migrations create where missing and techpack switches to.
+pub(crate) const POSTGRES_ROLES: &[&str] = &["authenticated", "service_role", "techpack_app"];
+
+/// What 20261201000010 grants and revokes, checked in the catalog: one row per check, with a
+/// name that says what must hold (`grant …`, `revoke …`, `membership …`) and whether it does.
+/// Roles that do not exist (anon and authenticator off Supabase) are skipped, not missing.
+const POSTGRES_PRIVILEGE_CHECKS: &str = r#"
+WITH techpack_relations AS (
+    SELECT c.oid, c.relname::text AS name
+      FROM pg_catalog.pg_class AS c
+     WHERE c.relnamespace = 'public'::regnamespace
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+       AND (c.relname ~ '^(tech_file|generation_job|revision_vision_analysis|blob_reference|techpack_)'
+            OR c.relname = '_sqlx_migrations')
+), techpack_functions AS (
+    SELECT p.oid, p.oid::regprocedure::text AS name, p.proname::text AS proname
+      FROM pg_catalog.pg_proc AS p
+     WHERE p.pronamespace IN ('public'::regnamespace, coalesce(to_regnamespace('techpack_private'), 0))
+       AND (p.pronamespace <> 'public'::regnamespace
+            OR p.proname ~ '^(tech_file|generation_job|revision_vision_analysis|blob_reference|techpack_|create_tech_file_version$|restore_tech_file_version$)')
+), roles AS (
+    SELECT rolname::text AS role FROM pg_catalog.pg_roles
+     WHERE rolname IN ('anon', 'authenticated', 'service_role', 'techpack_app')
+), system_columns (tbl, col) AS (VALUES
+    ('tech_files', 'credits_used'), ('tech_files', 'version'), ('tech_files', 'is_latest'),
+    ('tech_files', 'lineage_id'), ('tech_files', 'parent_file_id'), ('tech_files', 'idempotency_key'),
+    ('tech_files', 'created_by'), ('tech_files', 'file_url'), ('tech_files', 'metadata'),
+    ('tech_file_collections', 'total_credits'), ('tech_file_collections', 'status'),
+    ('tech_file_collections', 'completion_percentage'), ('tech_file_collections', 'metadata'),
+    ('generation_jobs', 'state'), ('generation_jobs', 'result'), ('generation_jobs', 'attempts'),
+    ('generation_jobs', 'lease_token'), ('generation_jobs', 'lease_expires_at'),
+    ('generation_jobs', 'run_after'), ('generation_jobs', 'worker_id')
+), app_grants (tbl, privileges) AS (VALUES
+    ('tech_files', 'SELECT, INSERT, UPDATE'), ('tech_file_versions', 'SELECT'),
+    ('tech_file_collections', 'SELECT, INSERT, UPDATE, DELETE'),
+    ('tech_file_collection_items', 'SELECT, INSERT, UPDATE, DELETE'),
+    ('revision_vision_analysis', 'SELECT, INSERT, UPDATE'),
+    ('generation_jobs', 'SELECT, INSERT, UPDATE')
+)
+SELECT format('membership %s for %s', r, current_user),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r)
+       AND pg_catalog.pg_has_role(current_user, r,
+               CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'SET' ELSE 'MEMBER' END)
+  FROM unnest(ARRAY['authenticated', 'service_role', 'techpack_app']) AS r
+UNION ALL
+SELECT 'role-attribute techpack_app NOLOGIN NOSUPERUSER NOBYPASSRLS',
+       coalesce((SELECT NOT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls
+                   FROM pg_catalog.pg_roles WHERE rolname = 'techpack_app'), false)
+UNION ALL
+SELECT 'revoke techpack_app from authenticator',
+       NOT pg_catalog.pg_has_role('authenticator', 'techpack_app', 'MEMBER')
+  FROM pg_catalog.pg_roles WHERE rolname = 'authenticator'
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'techpack_app')
+UNION ALL
+SELECT format('grant techpack_app %s on %s', g.privileges, g.tbl),
+       pg_catalog.has_table_privilege('techpack_app', c.oid, g.privileges)
+  FROM app_grants AS g JOIN techpack_relations AS c ON c.name = g.tbl
+ WHERE EXISTS (SELECT 1 FROM roles WHERE role = 'techpack_app')
+UNION ALL
+SELECT format('revoke anon on %s', c.name),
+       NOT pg_catalog.has_table_privilege('anon', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+       AND NOT pg_catalog.has_any_column_privilege('anon', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+  FROM techpack_relations AS c
+ WHERE EXISTS (SELECT 1 FROM roles WHERE role = 'anon')
+UNION ALL
+SELECT format('revoke %s on _sqlx_migrations', r.role),
+       NOT pg_catalog.has_any_column_privilege(r.role, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+       AND NOT pg_catalog.has_table_privilege(r.role, c.oid, 'DELETE, TRUNCATE, TRIGGER')
+  FROM roles AS r JOIN techpack_relations AS c ON c.name = '_sqlx_migrations'
+UNION ALL
+SELECT format('revoke %s TRUNCATE, REFERENCES, TRIGGER on %s', r.role, c.name),
+       NOT pg_catalog.has_table_privilege(r.role, c.oid, 'TRUNCATE, REFERENCES, TRIGGER')
+  FROM roles AS r CROSS JOIN techpack_relations AS c
+UNION ALL
+SELECT format('revoke authenticated INSERT on %s', c.name),
+       NOT pg_catalog.has_any_column_privilege('authenticated', c.oid, 'INSERT')
+  FROM techpack_relations AS c
+ WHERE c.name IN ('tech_files', 'tech_file_versions', 'revision_vision_analysis', 'generation_jobs')
+   AND EXISTS (SELECT 1 FROM roles WHERE role = 'authenticated')
+UNION ALL
+SELECT format('revoke authenticated UPDATE (%s) on %s', s.col, s.tbl),
+       NOT pg_catalog.has_column_privilege('authenticated', c.oid, s.col, 'UPDATE')
+  FROM system_columns AS s JOIN techpack_relations AS c ON c.name = s.tbl
+ WHERE EXISTS (SELECT 1 FROM roles WHERE role = 'authenticated')
+UNION ALL
+SELECT format('revoke PUBLIC EXECUTE on %s', f.name),
+       NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p
+                    CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS a
+                    WHERE p.oid = f.oid AND a.grantee = 0)
+  FROM techpack_functions AS f
+UNION ALL
+SELECT format('revoke %s EXECUTE on %s', r.role, f.name),
+       NOT pg_catalog.has_function_privilege(r.role, f.oid, 'EXECUTE')
+  FROM roles AS r CROSS JOIN techpack_functions AS f
+ WHERE NOT (f.proname IN ('techpack_current_user_id', 'create_tech_file_version', 'restore_tech_file_version')
+            AND r.role IN ('authenticated', 'service_role', 'techpack_app'))
+   AND NOT (f.proname = 'create_tech_file_version_for_api' AND r.role = 'authenticated')
+   AND NOT (f.proname = 'create_tech_file_version_as_caller' AND r.role IN ('service_role', 'techpack_app'))
+"#;
+
+/// Checks what each role may do on a PostgreSQL database (`migrate verify`): the roles'
+/// memberships and attributes, techpack_app's grants, and that the API roles and PUBLIC hold
+/// nothing migration 20261201000010 revoked. Each failed check is reported as missing.
+pub(crate) async fn check_postgres_privileges(
+    pool: &sqlx::PgPool,
+    report: &mut SchemaReport,
+) -> Result<(), crate::StoreError> {
+    let checks: Vec<(String, bool)> = sqlx::query_as(POSTGRES_PRIVILEGE_CHECKS)
+        .fetch_all(pool)
+        .await?;
+    for (check, holds) in checks {
+        report.checked += 1;
+        if !holds {
+            report.missing.push(check);
+        }
+    }
+    Ok(())
+}
 
 /// Compares what exists with what must, kind by kind.
 pub(crate) fn missing(

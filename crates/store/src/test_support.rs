@@ -446,6 +446,12 @@ impl OwnedDatabase {
         PostgresStore::connect(&self.url).await
     }
 
+    /// The URL of this database for another login (say `authenticator`, PostgREST's), with
+    /// the tests' password.
+    pub fn url_as(&self, user: &str) -> String {
+        with_login(&admin_url(), user, TEST_PASSWORD, &self.name)
+    }
+
     /// A connection to this database as the cluster's admin (the server tests use), who may
     /// switch to any role.
     pub async fn admin(&self) -> PgConnection {

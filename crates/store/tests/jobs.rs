@@ -1016,12 +1016,11 @@ async fn policies_keep_plain_sql_users_to_their_own_fresh_jobs() {
     .bind(Uuid::new_v4())
     .execute(&mut *tx)
     .await;
+    // Refused by privileges before row level security is asked (20261201000010).
+    let refused = forged.unwrap_err().to_string();
     assert!(
-        forged
-            .unwrap_err()
-            .to_string()
-            .contains("row-level security"),
-        "a user cannot insert a running job"
+        refused.contains("permission denied") || refused.contains("row-level security"),
+        "a user cannot insert a running job: {refused}"
     );
     tx.rollback().await.unwrap();
 
@@ -1031,19 +1030,38 @@ async fn policies_keep_plain_sql_users_to_their_own_fresh_jobs() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query(
+    // Even a fresh queued job is enqueued only through techpack, which checks the request
+    // (its photos and provider) first: plain SQL may only ask for a cancellation.
+    let fresh = sqlx::query(
         "INSERT INTO generation_jobs (user_id, product_idea_id, kind, request) VALUES ($1, $2, 'tech_pack', '{}')",
     )
     .bind(alice)
     .bind(Uuid::new_v4())
     .execute(&mut *tx)
-    .await
-    .unwrap();
+    .await;
+    assert!(
+        fresh.unwrap_err().to_string().contains("permission denied"),
+        "jobs are enqueued through techpack"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query(set_user)
+        .bind(as_user(alice))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let mine: i64 = sqlx::query_scalar("SELECT count(*) FROM generation_jobs")
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    assert_eq!(mine, 2);
+    assert_eq!(mine, 1);
+    let cancelled = sqlx::query("UPDATE generation_jobs SET cancel_requested = true WHERE id = $1")
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(cancelled, 1, "alice may ask her own job to stop");
     tx.commit().await.unwrap();
 }
 

@@ -48,7 +48,7 @@ CREATE TABLE techpack_private.privileges_before_api_roles (
 );
 REVOKE ALL ON techpack_private.privileges_before_api_roles FROM PUBLIC;
 INSERT INTO techpack_private.privileges_before_api_roles
-SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass::text, NULL,
+SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, format('public.%I', c.relname), NULL,
        coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
   FROM pg_catalog.pg_class AS c
  CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(c.relacl, pg_catalog.acldefault(
@@ -60,7 +60,7 @@ SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regcla
         OR c.relname = '_sqlx_migrations')
    AND a.grantee <> c.relowner
 UNION ALL
-SELECT 'TABLE', c.oid::regclass::text, t.attname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
+SELECT 'TABLE', format('public.%I', c.relname), t.attname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
   FROM pg_catalog.pg_class AS c
   JOIN pg_catalog.pg_attribute AS t ON t.attrelid = c.oid AND t.attnum > 0 AND NOT t.attisdropped
  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) AS a
@@ -71,7 +71,7 @@ SELECT 'TABLE', c.oid::regclass::text, t.attname, coalesce(r.rolname, 'PUBLIC'),
    AND t.attacl IS NOT NULL
    AND a.grantee <> c.relowner
 UNION ALL
-SELECT 'FUNCTION', p.oid::regprocedure::text, NULL, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
+SELECT 'FUNCTION', format('public.%I(%s)', p.proname, pg_catalog.oidvectortypes(p.proargtypes)), NULL, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
   FROM pg_catalog.pg_proc AS p
  CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS a
   LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = a.grantee
@@ -230,29 +230,23 @@ CREATE POLICY generation_jobs_api_cancel_only ON public.generation_jobs AS RESTR
     WITH CHECK (cancel_requested);
 
 -- Moving an item (UPDATE of collection_id) recounts the collection it left and the one it
--- joined; before, only INSERT and DELETE did.
-CREATE OR REPLACE FUNCTION public.tech_file_collection_items_after_change() RETURNS trigger
+-- joined; the earlier trigger recounts on INSERT and DELETE only. A trigger of its own, so the
+-- earlier one stays as the migrations before this left it.
+CREATE FUNCTION techpack_private.tech_file_collection_items_after_move() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = ''
 AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM public.tech_file_collections_recount_credits(ARRAY[OLD.collection_id]);
-        RETURN OLD;
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        PERFORM public.tech_file_collections_recount_credits(ARRAY[OLD.collection_id, NEW.collection_id]);
-        RETURN NEW;
-    END IF;
-    PERFORM public.tech_file_collections_recount_credits(ARRAY[NEW.collection_id]);
-    RETURN NEW;
+    PERFORM public.tech_file_collections_recount_credits(ARRAY[OLD.collection_id, NEW.collection_id]);
+    RETURN NULL;
 END
 $$;
-DROP TRIGGER IF EXISTS tech_file_collection_items_after_change ON public.tech_file_collection_items;
-CREATE TRIGGER tech_file_collection_items_after_change
-    AFTER INSERT OR DELETE OR UPDATE OF collection_id, tech_file_id ON public.tech_file_collection_items
-    FOR EACH ROW EXECUTE FUNCTION public.tech_file_collection_items_after_change();
+CREATE TRIGGER tech_file_collection_items_after_move
+    AFTER UPDATE OF collection_id, tech_file_id ON public.tech_file_collection_items
+    FOR EACH ROW
+    WHEN (OLD.collection_id IS DISTINCT FROM NEW.collection_id OR OLD.tech_file_id IS DISTINCT FROM NEW.tech_file_id)
+    EXECUTE FUNCTION techpack_private.tech_file_collection_items_after_move();
 
 -- Versions through the API ---------------------------------------------------------------------
 -- One insert of a new version, as the owner of the tables (so the row is not refused for want
@@ -363,10 +357,15 @@ BEGIN
 END
 $$;
 
--- The seed's version function: unchanged for techpack (its role may insert files, so the
--- insert runs as the caller under row level security); an API user, who may not insert files,
--- gets the version above instead of an error, so the same RPC works for both.
-CREATE OR REPLACE FUNCTION public.create_tech_file_version(
+-- The seed's version function, as the migrations before this one left it, moves out of the
+-- API's reach and runs for techpack, whose role may insert files (so the insert runs as the
+-- caller, under row level security). In its place a function of the same signature sends a
+-- caller who may not insert files (an API user) to the version above, so the one RPC works for
+-- both and the body is not copied here.
+ALTER FUNCTION public.create_tech_file_version(uuid, jsonb, text) SET SCHEMA techpack_private;
+ALTER FUNCTION techpack_private.create_tech_file_version(uuid, jsonb, text)
+    RENAME TO create_tech_file_version_as_caller;
+CREATE FUNCTION public.create_tech_file_version(
     p_file_id uuid,
     p_changes jsonb DEFAULT '{}'::jsonb,
     p_change_description text DEFAULT NULL
@@ -374,80 +373,11 @@ CREATE OR REPLACE FUNCTION public.create_tech_file_version(
 LANGUAGE plpgsql
 SET search_path = ''
 AS $$
-DECLARE
-    parent public.tech_files;
-    inherited public.tech_files;
-    created public.tech_files;
-    next_status text;
 BEGIN
-    IF NOT pg_catalog.has_table_privilege('public.tech_files', 'INSERT') THEN
-        RETURN techpack_private.create_tech_file_version_for_api(p_file_id, p_changes, p_change_description);
+    IF pg_catalog.has_table_privilege('public.tech_files', 'INSERT') THEN
+        RETURN techpack_private.create_tech_file_version_as_caller(p_file_id, p_changes, p_change_description);
     END IF;
-    SELECT * INTO parent FROM public.tech_files WHERE id = p_file_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'tech file % not found', p_file_id USING ERRCODE = 'TP404';
-    END IF;
-    IF NOT parent.is_latest THEN
-        RAISE EXCEPTION 'version conflict: tech file % is not the latest version of its file', p_file_id
-            USING ERRCODE = 'TP409',
-                  HINT = 'Read the latest version again and create the new version from it.';
-    END IF;
-    next_status := coalesce(p_changes ->> 'status',
-                            CASE WHEN parent.status = 'archived' THEN 'completed' ELSE parent.status END);
-    inherited := parent;
-    IF next_status = 'processing' THEN
-        -- A processing version has produced nothing yet: if its generation fails it must not
-        -- show the parent's blob, hash, analysis, model or scores as if they were its own.
-        inherited.file_url := NULL;
-        inherited.content_sha256 := NULL;
-        inherited.content_size := NULL;
-        inherited.mime_type := NULL;
-        inherited.analysis_data := '{}'::jsonb;
-        inherited.ai_model := NULL;
-        inherited.generation_prompt := NULL;
-        inherited.confidence_score := NULL;
-        inherited.quality_score := NULL;
-        inherited.error_message := NULL;
-    END IF;
-    INSERT INTO public.tech_files (
-        id, lineage_id, product_idea_id, revision_id, user_id, file_type, view_type, file_category,
-        file_url, content_sha256, content_size, mime_type, analysis_data, metadata, ai_model,
-        generation_prompt, generation_batch_id, idempotency_key, credits_used, confidence_score,
-        quality_score, status, error_message, version, parent_file_id, is_latest, created_by,
-        change_description)
-    VALUES (
-        coalesce((p_changes ->> 'id')::uuid, gen_random_uuid()),
-        parent.lineage_id,
-        parent.product_idea_id,
-        parent.revision_id,
-        parent.user_id,
-        parent.file_type,
-        coalesce(p_changes ->> 'view_type', parent.view_type),
-        coalesce(p_changes ->> 'file_category', parent.file_category),
-        coalesce(p_changes ->> 'file_url', inherited.file_url),
-        coalesce(p_changes ->> 'content_sha256', inherited.content_sha256),
-        coalesce((p_changes ->> 'content_size')::bigint, inherited.content_size),
-        coalesce(p_changes ->> 'mime_type', inherited.mime_type),
-        coalesce(p_changes -> 'analysis_data', inherited.analysis_data),
-        coalesce(p_changes -> 'metadata', parent.metadata),
-        coalesce(p_changes ->> 'ai_model', inherited.ai_model),
-        coalesce(p_changes ->> 'generation_prompt', inherited.generation_prompt),
-        coalesce((p_changes ->> 'generation_batch_id')::uuid, parent.generation_batch_id),
-        p_changes ->> 'idempotency_key',
-        coalesce((p_changes ->> 'credits_used')::bigint, 0),
-        coalesce((p_changes ->> 'confidence_score')::double precision, inherited.confidence_score),
-        coalesce((p_changes ->> 'quality_score')::double precision, inherited.quality_score),
-        next_status,
-        CASE WHEN next_status = 'failed'
-             THEN coalesce(p_changes ->> 'error_message', inherited.error_message)
-             ELSE p_changes ->> 'error_message' END,
-        parent.version + 1,
-        parent.id,
-        true,
-        coalesce((p_changes ->> 'created_by')::uuid, public.techpack_current_user_id()),
-        p_change_description)
-    RETURNING * INTO created;
-    RETURN created;
+    RETURN techpack_private.create_tech_file_version_for_api(p_file_id, p_changes, p_change_description);
 END
 $$;
 
@@ -514,6 +444,7 @@ BEGIN
         'techpack_private.insert_version(public.tech_files)',
         'techpack_private.latest_for_api(uuid, uuid)',
         'techpack_private.create_tech_file_version_for_api(uuid, jsonb, text)',
+        'techpack_private.tech_file_collection_items_after_move()',
         'public.restore_tech_file_version(uuid, integer, text)',
         'public.create_tech_file_version(uuid, jsonb, text)']
     LOOP
@@ -525,8 +456,10 @@ $$;
 GRANT EXECUTE ON FUNCTION public.techpack_current_user_id() TO authenticated, techpack_app, service_role;
 GRANT EXECUTE ON FUNCTION public.create_tech_file_version(uuid, jsonb, text) TO authenticated, techpack_app, service_role;
 GRANT EXECUTE ON FUNCTION public.restore_tech_file_version(uuid, integer, text) TO authenticated, techpack_app, service_role;
--- Reached only through create_tech_file_version by a role that may not insert files.
+-- Reached only through create_tech_file_version: by a role that may not insert files, and by
+-- the roles that may.
 GRANT EXECUTE ON FUNCTION techpack_private.create_tech_file_version_for_api(uuid, jsonb, text) TO authenticated;
+GRANT EXECUTE ON FUNCTION techpack_private.create_tech_file_version_as_caller(uuid, jsonb, text) TO techpack_app, service_role;
 -- Every other techpack function is a trigger or an internal helper (the credit recount runs as
 -- its owner and touches any collection): nobody but the owner executes them. A trigger fires
 -- whatever the acting role's EXECUTE privilege.
