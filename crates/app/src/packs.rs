@@ -12,8 +12,8 @@ use techpack_model::{
     revision_id_from_name,
 };
 use techpack_pipeline::jobs::{
-    JobControl, JobRunEnd, default_worker_id, enqueue_retry_failed, enqueue_tech_pack,
-    run_claimed_job,
+    EnqueueOptions, JobControl, JobRunEnd, default_worker_id, enqueue_retry_failed,
+    enqueue_tech_pack, run_claimed_job,
 };
 use techpack_pipeline::{
     CancellationToken, ProgressEvent, TechPackOptions, TechPackRequest, TechPackResult, ViewInput,
@@ -21,7 +21,7 @@ use techpack_pipeline::{
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::products::product_id;
+use crate::products::{is_id, product_id};
 use crate::services::App;
 
 /// One base view of a pack request: its name, its photo and, optionally, a known real size.
@@ -67,13 +67,20 @@ pub struct RunOptions {
     pub legacy_dual_write: Option<bool>,
     /// Runs of the job before it is given up.
     pub max_attempts: Option<i32>,
+    /// The caller's key for the request (an API client's `Idempotency-Key`): sending the same
+    /// key again returns the same job instead of a new one.
+    pub idempotency_key: Option<String>,
 }
 
-/// A job just queued for a pack, and the provider it runs with.
+/// A job just queued for a pack (or the identical one it joined), and the provider it runs
+/// with.
 #[derive(Debug, Clone)]
 pub struct Submitted {
     /// The job.
     pub job: Job,
+    /// Whether the job existed already: an identical request was queued or running (or the
+    /// idempotency key named it), so this one follows it and is not charged again.
+    pub joined: bool,
     /// The provider's name.
     pub provider: String,
 }
@@ -229,15 +236,19 @@ impl App {
     ) -> AppResult<Submitted> {
         let provider = self.provider_for(&input.run, must_run_here)?;
         let request = self.build_pack_request(user_id, input)?;
-        let job = enqueue_tech_pack(
+        let enqueued = enqueue_tech_pack(
             self.store().as_ref(),
             self.blobs(),
             &request,
             &provider,
-            self.max_attempts(&input.run),
+            self.enqueue_options(&input.run),
         )
         .await?;
-        Ok(Submitted { job, provider })
+        Ok(Submitted {
+            job: enqueued.job,
+            joined: enqueued.joined,
+            provider,
+        })
     }
 
     /// Queues a retry of a pack's failed steps as a job in the pack's own batch.
@@ -255,27 +266,37 @@ impl App {
             legacy_dual_write: run.legacy_dual_write.unwrap_or(defaults.legacy_dual_write),
             ..TechPackOptions::default()
         };
-        let job = enqueue_retry_failed(
+        let enqueued = enqueue_retry_failed(
             self.store().as_ref(),
             user_id,
             collection_id,
             &options,
             &provider,
-            self.max_attempts(run),
+            self.enqueue_options(run),
         )
         .await?;
-        Ok(Submitted { job, provider })
+        Ok(Submitted {
+            job: enqueued.job,
+            joined: enqueued.joined,
+            provider,
+        })
     }
 
-    fn max_attempts(&self, run: &RunOptions) -> i32 {
-        run.max_attempts
-            .unwrap_or(self.settings().jobs.max_attempts)
+    fn enqueue_options(&self, run: &RunOptions) -> EnqueueOptions {
+        EnqueueOptions {
+            max_attempts: Some(
+                run.max_attempts
+                    .unwrap_or(self.settings().jobs.max_attempts),
+            ),
+            idempotency_key: run.idempotency_key.clone(),
+        }
     }
 
-    /// Waits for a job to end, running it in this process when it can: the job is claimed
-    /// and run here (its step events go to `updates`), and when another process holds it, it
-    /// is followed by its row until it ends. `lease` is how long this process holds the job
-    /// without a heartbeat before a worker may take it over.
+    /// Waits for a job to end, running it in this process when it can: whenever the job is
+    /// claimable (queued and due, or its runner's lease expired) it is claimed and run here,
+    /// its step events going to `updates`; while another process runs it, or it waits its
+    /// turn behind another run of the same product, it is followed by its row. `lease` is how
+    /// long this process holds the job without a heartbeat before a worker may take it over.
     pub async fn run_or_follow(
         &self,
         user_id: Uuid,
@@ -291,17 +312,73 @@ impl App {
             per_user_cap: u32::MAX,
             only_job: Some(job_id),
         };
-        let Some((job, lease)) = self.store().claim_job(principal, &claim).await? else {
-            return self.follow(principal, job_id, updates, control).await;
-        };
+        let mut shown: Option<(JobState, JobProgress, Option<String>)> = None;
+        loop {
+            if !control.interrupt.is_cancelled()
+                && let Some((job, lease)) = self.store().claim_job(principal, &claim).await?
+            {
+                return self.run_here(job, lease, updates, control).await;
+            }
+            let job = self.store().get_job(principal, job_id).await?;
+            if job.state.is_terminal() || control.interrupt.is_cancelled() {
+                return Ok(JobEnd { job, result: None });
+            }
+            let now = (job.state, job.pack_progress(), job.worker_id.clone());
+            if shown.as_ref() != Some(&now) {
+                if let Some(updates) = &updates {
+                    let _ = updates.send(JobUpdate::Elsewhere {
+                        state: now.0,
+                        progress: now.1,
+                        worker_id: now.2.clone(),
+                    });
+                }
+                shown = Some(now);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = control.interrupt.cancelled() => {}
+            }
+        }
+    }
+
+    /// The tech pack a person names: a collection id, a product id (its newest pack) or a
+    /// product name (its newest pack).
+    pub async fn find_pack(
+        &self,
+        user_id: Uuid,
+        reference: &str,
+    ) -> AppResult<techpack_model::CollectionWithFiles> {
+        let principal = Principal::User(user_id);
+        let reference = reference.trim();
+        let id = product_id(user_id, reference);
+        match techpack_pipeline::find_tech_pack(self.store().as_ref(), principal, id).await {
+            Ok(pack) => Ok(pack),
+            Err(techpack_pipeline::PipelineError::NotFound(_)) if !is_id(reference) => {
+                Err(AppError::NotFound(format!(
+                    "no tech pack of product `{reference}`: make one with `techpack generate --product {reference} --view front=PHOTO`"
+                )))
+            }
+            Err(techpack_pipeline::PipelineError::NotFound(_)) => Err(AppError::NotFound(format!(
+                "no tech pack with id {reference}, and no product with that id has one"
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Runs a job this process claimed, its step events going to `updates`.
+    async fn run_here(
+        &self,
+        job: Job,
+        lease: techpack_model::JobLease,
+        updates: Option<UpdateSender>,
+        control: WaitControl,
+    ) -> AppResult<JobEnd> {
+        let job_id = job.id;
         let (steps, mut step_queue) = tokio::sync::mpsc::unbounded_channel();
-        let forward = tokio::spawn({
-            let updates = updates.clone();
-            async move {
-                while let Some(event) = step_queue.recv().await {
-                    if let Some(updates) = &updates {
-                        let _ = updates.send(JobUpdate::Step(event));
-                    }
+        let forward = tokio::spawn(async move {
+            while let Some(event) = step_queue.recv().await {
+                if let Some(updates) = &updates {
+                    let _ = updates.send(JobUpdate::Step(event));
                 }
             }
         });
@@ -325,39 +402,6 @@ impl App {
             JobRunEnd::LeaseLost => Err(AppError::Conflict(format!(
                 "job {job_id}: this process stalled past its lease and a worker took the job over; `techpack jobs show {job_id}` follows it"
             ))),
-        }
-    }
-
-    /// Follows a job another process runs, by its row, until it ends or `control` is
-    /// interrupted (then the job as it stands is returned: it goes on elsewhere).
-    pub async fn follow(
-        &self,
-        principal: Principal,
-        job_id: Uuid,
-        updates: Option<UpdateSender>,
-        control: WaitControl,
-    ) -> AppResult<JobEnd> {
-        let mut shown: Option<(JobState, JobProgress, Option<String>)> = None;
-        loop {
-            let job = self.store().get_job(principal, job_id).await?;
-            let now = (job.state, job.pack_progress(), job.worker_id.clone());
-            if shown.as_ref() != Some(&now) {
-                if let Some(updates) = &updates {
-                    let _ = updates.send(JobUpdate::Elsewhere {
-                        state: now.0,
-                        progress: now.1,
-                        worker_id: now.2.clone(),
-                    });
-                }
-                shown = Some(now);
-            }
-            if job.state.is_terminal() || control.interrupt.is_cancelled() {
-                return Ok(JobEnd { job, result: None });
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_POLL) => {}
-                _ = control.interrupt.cancelled() => {}
-            }
         }
     }
 }

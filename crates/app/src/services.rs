@@ -56,7 +56,26 @@ impl App {
                 }
             }
         }
-        Self::with_store(settings, store)
+        let app = Self::with_store(settings, store)?;
+        app.claim_blob_store().await;
+        Ok(app)
+    }
+
+    /// Records this database in the blob store, so that cleanup run from any database sees
+    /// who shares it. A store that cannot be written now is left for the operations that need
+    /// it to report.
+    async fn claim_blob_store(&self) {
+        let claimed = match self.store.database_id().await {
+            Ok(id) => self
+                .blobs
+                .claim_for_database(id)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = claimed {
+            tracing::warn!(%error, "could not record this database in the blob store");
+        }
     }
 
     /// An application on a store opened elsewhere (tests, or after `migrate`).

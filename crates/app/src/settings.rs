@@ -242,15 +242,23 @@ impl Settings {
         self.database_url.is_none()
     }
 
-    /// The blob storage URL in use: the setting, else `blobs/` in the data folder.
+    /// The blob storage URL in use: the setting, else a folder in the data folder: `blobs/`
+    /// for the embedded database, and for any other database a folder of its own
+    /// (`blobs-<hash of its URL without credentials>`), so that switching `--database-url`
+    /// never puts two databases' blobs in one store (cleanup refuses a shared store).
     pub fn storage_url(&self) -> String {
-        match &self.storage_url {
-            Some(url) => url.clone(),
-            None => format!(
-                "file://{}",
-                absolute(&self.data_dir.join("blobs")).display()
-            ),
+        if let Some(url) = &self.storage_url {
+            return url.clone();
         }
+        let folder = match &self.database_url {
+            None => "blobs".to_owned(),
+            Some(url) => {
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(without_credentials(url.expose_secret()));
+                format!("blobs-{}", &hex::encode(digest)[..12])
+            }
+        };
+        format!("file://{}", absolute(&self.data_dir.join(folder)).display())
     }
 
     /// The acting user: the setting, else the local user.
@@ -320,6 +328,16 @@ fn serialize_secret<S: serde::Serializer>(
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A URL without its user name and password (so a rotated password names the same database).
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A URL with its password hidden, for messages and logs.
@@ -427,6 +445,22 @@ mod tests {
             assert!(missing.contains("nope.toml does not exist"), "{missing}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn another_database_gets_its_own_blob_folder() {
+        let embedded = Settings::default();
+        assert!(embedded.storage_url().ends_with("techpack-data/blobs"));
+        let postgres = |url: &str| Settings {
+            database_url: Some(SecretString::from(url.to_owned())),
+            ..Settings::default()
+        };
+        let a = postgres("postgres://app:one@db:5432/prod").storage_url();
+        let rotated = postgres("postgres://app:two@db:5432/prod").storage_url();
+        let b = postgres("postgres://app:one@db:5432/staging").storage_url();
+        assert_eq!(a, rotated, "a new password names the same database");
+        assert_ne!(a, b);
+        assert!(a.contains("techpack-data/blobs-"), "{a}");
     }
 
     #[test]

@@ -89,6 +89,26 @@ pub enum BlobError {
         source: std::io::Error,
     },
 
+    /// A local file to be stored could not be read; nothing was stored.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A blob removed during its upload could not be stored again with the same content: its
+    /// source changed meanwhile.
+    #[error(
+        "the blob {key} was removed during its upload and its source no longer has the same content; upload it again"
+    )]
+    ContentChanged {
+        /// The key the row records.
+        key: String,
+    },
+
     /// The storage backend failed (network, permissions, disk, misconfiguration).
     #[error("blob storage backend error")]
     Backend(#[source] object_store::Error),
@@ -106,6 +126,8 @@ impl BlobError {
                 | Self::TooLarge { .. }
                 | Self::UnsupportedType { .. }
                 | Self::Source(_)
+                | Self::Read { .. }
+                | Self::ContentChanged { .. }
         )
     }
 
@@ -123,6 +145,11 @@ impl BlobError {
                 ErrorKind::NotFound | ErrorKind::InvalidInput => ErrorKind::Misconfigured,
                 other => other,
             },
+            Self::Read { source, .. } => match io_error_kind(source) {
+                ErrorKind::Internal => ErrorKind::InvalidInput,
+                other => other,
+            },
+            Self::ContentChanged { .. } => ErrorKind::Conflict,
             Self::Backend(error) => backend_error_kind(error),
         }
     }
@@ -137,6 +164,12 @@ impl BlobError {
             Self::UnsupportedType { .. } => "unsupported_type",
             Self::Source(_) => "invalid_input",
             Self::PresignUnsupported { .. } => "config_error",
+            Self::Read { .. } => match self.kind() {
+                ErrorKind::NotFound => "not_found",
+                ErrorKind::StorageFull => "storage_full",
+                _ => "invalid_input",
+            },
+            Self::ContentChanged { .. } => "conflict",
             Self::Io { .. } | Self::Backend(_) => match self.kind() {
                 ErrorKind::StorageFull => "storage_full",
                 ErrorKind::Misconfigured => "config_error",

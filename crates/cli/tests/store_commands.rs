@@ -47,9 +47,10 @@ async fn files_commands_on_the_embedded_database() {
             20261125000001i64,
             20261125000002i64,
             20261125000003i64,
-            20261125000004i64
+            20261125000004i64,
+            20261201000005i64
         ]),
-        "tech files, generation jobs, processing versions without outputs, statement recounts"
+        "tech files, generation jobs, processing versions without outputs, statement recounts, trust"
     );
     let again = ok_json(techpack(dir.path(), None, &["--json", "migrate", "up"]));
     assert!(

@@ -166,10 +166,16 @@ pub async fn cleanup(
             "cleanup ages must not be negative".into(),
         ));
     }
-    let cutoffs = Cutoffs {
-        archived: options.now - options.archived_older_than,
-        young: options.now - options.orphan_grace,
+    let (Some(archived), Some(young)) = (
+        options.now.checked_sub_signed(options.archived_older_than),
+        options.now.checked_sub_signed(options.orphan_grace),
+    ) else {
+        return Err(HousekeepingError::InvalidOption(
+            "cleanup ages reach before the start of the calendar; give a shorter age".into(),
+        ));
     };
+    let cutoffs = Cutoffs { archived, young };
+    ensure_blob_store_is_ours(store, blobs).await?;
     // References first, blobs second: a blob stored after the references were read is young
     // (kept by age), and a row added after is caught by the re-check under the lock.
     let references = load_references(store).await?;
@@ -234,6 +240,27 @@ pub async fn cleanup(
         "cleanup finished"
     );
     Ok(report)
+}
+
+/// Refuses a blob store that another database also writes to (see the crate documentation),
+/// claiming an unclaimed one for this database first.
+pub async fn ensure_blob_store_is_ours(
+    store: &dyn TechFileStore,
+    blobs: &BlobStore,
+) -> Result<(), HousekeepingError> {
+    let ours = store.database_id().await?;
+    blobs.claim_for_database(ours).await?;
+    let others: Vec<_> = blobs
+        .claiming_databases()
+        .await?
+        .into_iter()
+        .filter(|id| *id != ours)
+        .collect();
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(HousekeepingError::SharedBlobStore { ours, others })
+    }
 }
 
 async fn load_references(

@@ -1,9 +1,7 @@
 //! Errors of housekeeping operations.
 
-use std::path::PathBuf;
-
 use techpack_blobs::BlobError;
-use techpack_model::{ClassifiedError, ErrorKind, io_error_kind};
+use techpack_model::{ClassifiedError, ErrorKind};
 use techpack_store::StoreError;
 
 /// Why a housekeeping operation failed as a whole (per-blob failures of cleanup and fsck are
@@ -16,29 +14,22 @@ pub enum HousekeepingError {
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),
-    /// A local file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The blob vanished after its row was written and could not be stored again with the
-    /// same content (the source changed while uploading).
-    #[error(
-        "the blob {key} of file {file_id} was removed during the upload and its source no longer has the same content"
-    )]
-    SourceChanged {
-        /// The key the row records.
-        key: String,
-        /// The row.
-        file_id: uuid::Uuid,
-    },
     /// An option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The blob store is also written to by another database: cleanup would delete the blobs
+    /// that database's rows need.
+    #[error(
+        "refusing to clean up: this blob store is also written to by database(s) {} (this one is {ours}), so cleanup would delete blobs their rows need. Give each database its own storage URL (TECHPACK_STORAGE_URL); if a database listed is gone for good, delete `{}/<its id>` from the blob store and run cleanup again",
+        others.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        techpack_blobs::CLAIMS_DIR
+    )]
+    SharedBlobStore {
+        /// This database.
+        ours: uuid::Uuid,
+        /// The others that claimed the store.
+        others: Vec<uuid::Uuid>,
+    },
 }
 
 impl HousekeepingError {
@@ -47,12 +38,8 @@ impl HousekeepingError {
         match self {
             HousekeepingError::Store(error) => error.kind(),
             HousekeepingError::Blob(error) => error.kind(),
-            HousekeepingError::Read { source, .. } => match io_error_kind(source) {
-                ErrorKind::Internal => ErrorKind::InvalidInput,
-                other => other,
-            },
-            HousekeepingError::SourceChanged { .. } => ErrorKind::Conflict,
             HousekeepingError::InvalidOption(_) => ErrorKind::InvalidInput,
+            HousekeepingError::SharedBlobStore { .. } => ErrorKind::Misconfigured,
         }
     }
 
@@ -61,12 +48,8 @@ impl HousekeepingError {
         match self {
             HousekeepingError::Store(error) => error.code(),
             HousekeepingError::Blob(error) => error.code(),
-            HousekeepingError::Read { .. } => match self.kind() {
-                ErrorKind::NotFound => "not_found",
-                _ => "invalid_input",
-            },
-            HousekeepingError::SourceChanged { .. } => "conflict",
             HousekeepingError::InvalidOption(_) => "invalid_input",
+            HousekeepingError::SharedBlobStore { .. } => "shared_blob_store",
         }
     }
 }

@@ -1,19 +1,20 @@
-//! Verification: every non-archived row's blob exists and has the size and SHA-256 the row
-//! recorded. Blobs are re-read as streams, so checking a large file needs no more memory than a
-//! small one.
+//! Verification: every blob a row needs now (the live references the database keeps: files'
+//! content and sketch PNGs, queued jobs' photos, packs' recorded photos, legacy images) exists
+//! and has the size and SHA-256 the row recorded. Blobs are re-read as streams, so checking a
+//! large file needs no more memory than a small one.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use techpack_blobs::{BlobDigest, BlobError, BlobStore, KeyKind, parse_key};
 use techpack_model::Principal;
-use techpack_store::TechFileStore;
+use techpack_store::{BlobSource, TechFileStore};
 use uuid::Uuid;
 
 use crate::HousekeepingError;
 
-/// How many rows one store call returns.
-const ROW_PAGE: u32 = 500;
+/// How many blob keys one store call returns the references of.
+const KEY_PAGE: u32 = 500;
 
 /// What is wrong with a row's blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,8 +61,13 @@ impl std::fmt::Display for FsckProblem {
 /// A row whose blob is not as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FsckFinding {
-    /// The row.
+    /// What kind of row needs the blob.
+    pub source: BlobSource,
+    /// The row that needs it: a tech file's id, or the job's, collection's or legacy row's
+    /// (see `source`).
     pub file_id: Uuid,
+    /// What the blob is to the row (`content`, `png`, `photo:front` …).
+    pub name: String,
     /// Its owner.
     pub user_id: Uuid,
     /// The blob key it records.
@@ -73,14 +79,14 @@ pub struct FsckFinding {
 /// What fsck found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FsckReport {
-    /// Rows checked (non-archived rows with a blob; archived rows may have had their blobs
-    /// cleaned up on purpose).
+    /// References checked: every blob a row needs now (archived files and ended jobs no longer
+    /// need theirs, which cleanup may have removed on purpose).
     pub rows_checked: u64,
     /// Distinct blobs read (rows sharing content share a blob).
     pub blobs_checked: u64,
     /// Bytes read and hashed.
     pub bytes_read: u64,
-    /// Every mismatch, in row id order.
+    /// Every mismatch, in key order.
     pub findings: Vec<FsckFinding>,
 }
 
@@ -91,28 +97,27 @@ impl FsckReport {
     }
 }
 
-/// Checks every owner's rows (acting as the service role). Per-blob problems go into the
-/// report; a failure to read the store stops the run.
+/// Checks every owner's references (acting as the service role). Per-blob problems go into
+/// the report; a failure to read the store stops the run.
 pub async fn fsck(
     store: &dyn TechFileStore,
     blobs: &BlobStore,
 ) -> Result<FsckReport, HousekeepingError> {
     let mut report = FsckReport::default();
-    // A digest per key: rows that share content (dedup, or versions that kept the blob) cost
-    // one read.
-    let mut digests: HashMap<String, Result<BlobDigest, FsckProblem>> = HashMap::new();
-    let mut after = None;
+    let mut after: Option<String> = None;
     loop {
         let page = store
-            .list_files_with_blobs(Principal::Service, after, ROW_PAGE)
+            .list_live_blob_references(Principal::Service, after.as_deref(), KEY_PAGE)
             .await?;
-        let full = page.len() == ROW_PAGE as usize;
-        after = page.last().map(|file| file.id);
-        for file in page {
-            let Some(key) = file.file_url.clone() else {
-                continue;
-            };
+        let Some(last) = page.last() else {
+            return Ok(report);
+        };
+        after = Some(last.blob_key.clone());
+        // The page holds every reference of each of its keys: one read per key.
+        let mut digests: HashMap<String, Result<BlobDigest, FsckProblem>> = HashMap::new();
+        for reference in page {
             report.rows_checked += 1;
+            let key = reference.blob_key.clone();
             if !digests.contains_key(&key) {
                 let digest = match blobs.verify_blob(&key).await {
                     Ok(digest) => {
@@ -129,24 +134,18 @@ pub async fn fsck(
             }
             let problem = match &digests[&key] {
                 Err(problem) => Some(problem.clone()),
-                Ok(digest) => compare(
-                    &key,
-                    file.content_size,
-                    file.content_sha256.as_deref(),
-                    digest,
-                ),
+                Ok(digest) => compare(&key, reference.size, reference.sha256.as_deref(), digest),
             };
             if let Some(problem) = problem {
                 report.findings.push(FsckFinding {
-                    file_id: file.id,
-                    user_id: file.user_id,
+                    source: reference.source,
+                    file_id: reference.source_id,
+                    name: reference.name,
+                    user_id: reference.user_id,
                     key,
                     problem,
                 });
             }
-        }
-        if !full {
-            return Ok(report);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading a pack back: the seed's `getExistingTechPack`, and an export to a folder a person
 //! can open.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use techpack_blobs::BlobStore;
 use techpack_model::{
     CollectionType, CollectionWithFiles, FileStatus, FileType, Principal, TechFile,
 };
-use techpack_store::{StoreError, TechFileStore};
+use techpack_store::{BlobSource, StoreError, TechFileStore};
 use uuid::Uuid;
 
 use crate::error::{PipelineError, PipelineResult};
@@ -65,17 +66,78 @@ pub struct ExportedFile {
 /// Writes a pack's files to `dir` with readable names — `base_views/front.jpg` (+ its
 /// analysis as JSON), `closeups/front-01-collar.png`, `sketches/front.svg` (+ `.png` and its
 /// callouts as JSON) — the pack's manifest as `manifest.json` and the list of what was written
-/// as `export.json`.
+/// as `export.json`. The blobs written are the ones the database records each file needs (the
+/// same set cleanup keeps and fsck checks). A folder that exists and is not empty is refused
+/// unless `replace`; then its contents are replaced as a whole (the new export is written
+/// beside it first and swapped in), so no file of an older export stays behind.
 pub async fn export_tech_pack(
     store: &dyn TechFileStore,
     blobs: &BlobStore,
     principal: Principal,
     collection_id: Uuid,
     dir: &Path,
+    replace: bool,
 ) -> PipelineResult<ExportReport> {
     let pack = store
         .get_collection_with_files(principal, collection_id)
         .await?;
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| PipelineError::Io { path, source }
+    };
+    let occupied = match tokio::fs::read_dir(dir).await {
+        Ok(mut entries) => entries.next_entry().await.map_err(io(dir))?.is_some(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => return Err(io(dir)(error)),
+    };
+    if occupied && !replace {
+        return Err(PipelineError::InvalidRequest(format!(
+            "{} is not empty: choose an empty or new folder, or pass --force to replace what is in it",
+            dir.display()
+        )));
+    }
+    let name = dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("export");
+    let parent = dir
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(io(parent))?;
+    let staging = parent.join(format!(".{name}.export-{}", Uuid::new_v4()));
+    let written = write_export(store, blobs, principal, &pack, &staging).await;
+    let mut report = match written {
+        Ok(report) => report,
+        Err(error) => {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            return Err(error);
+        }
+    };
+    // Swap the finished export in: a failure before this point leaves the folder as it was.
+    if occupied {
+        let old = parent.join(format!(".{name}.replaced-{}", Uuid::new_v4()));
+        tokio::fs::rename(dir, &old).await.map_err(io(dir))?;
+        tokio::fs::rename(&staging, dir).await.map_err(io(dir))?;
+        let _ = tokio::fs::remove_dir_all(&old).await;
+    } else {
+        let _ = tokio::fs::remove_dir(dir).await;
+        tokio::fs::rename(&staging, dir).await.map_err(io(dir))?;
+    }
+    report.dir = dir.to_path_buf();
+    Ok(report)
+}
+
+/// Writes the export into `dir` (a fresh folder).
+async fn write_export(
+    store: &dyn TechFileStore,
+    blobs: &BlobStore,
+    principal: Principal,
+    pack: &CollectionWithFiles,
+    dir: &Path,
+) -> PipelineResult<ExportReport> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| PipelineError::Io { path, source }
@@ -86,6 +148,15 @@ pub async fn export_tech_pack(
         files: Vec::new(),
         skipped: Vec::new(),
     };
+    let ids: Vec<Uuid> = pack.items.iter().map(|(_, file)| file.id).collect();
+    let mut needed: HashMap<(Uuid, String), String> = HashMap::new();
+    for reference in store
+        .blob_references_of(principal, BlobSource::TechFile, &ids)
+        .await?
+    {
+        needed.insert((reference.source_id, reference.name), reference.blob_key);
+    }
+    let blob_of = |file: &TechFile, name: &str| needed.get(&(file.id, name.to_owned())).cloned();
     // A collection retried before runs took superseded manifests out may still list several:
     // export the newest.
     let newest_manifest = pack
@@ -96,10 +167,7 @@ pub async fn export_tech_pack(
         .max();
     let mut closeup_numbers = std::collections::HashMap::<String, usize>::new();
     for (_, file) in &pack.items {
-        let Some(key) = file
-            .file_url
-            .as_deref()
-            .filter(|_| file.status == FileStatus::Completed)
+        let Some(key) = blob_of(file, "content").filter(|_| file.status == FileStatus::Completed)
         else {
             report.skipped.push(file.id);
             continue;
@@ -111,7 +179,7 @@ pub async fn export_tech_pack(
             FileType::BaseView => {
                 outputs.push((
                     format!("base_views/{view}.{extension}").into(),
-                    blobs.get_bytes(key).await?.to_vec(),
+                    blobs.get_bytes(&key).await?.to_vec(),
                 ));
                 outputs.push((
                     format!("base_views/{view}-analysis.json").into(),
@@ -124,18 +192,18 @@ pub async fn export_tech_pack(
                 let shot = readable(file.file_category.as_deref().unwrap_or("detail"));
                 outputs.push((
                     format!("closeups/{view}-{number:02}-{shot}.{extension}").into(),
-                    blobs.get_bytes(key).await?.to_vec(),
+                    blobs.get_bytes(&key).await?.to_vec(),
                 ));
             }
             FileType::Sketch => {
                 outputs.push((
                     format!("sketches/{view}.{extension}").into(),
-                    blobs.get_bytes(key).await?.to_vec(),
+                    blobs.get_bytes(&key).await?.to_vec(),
                 ));
-                if let Some(png) = file.metadata["png_key"].as_str() {
+                if let Some(png) = blob_of(file, "png") {
                     outputs.push((
                         format!("sketches/{view}.png").into(),
-                        blobs.get_bytes(png).await?.to_vec(),
+                        blobs.get_bytes(&png).await?.to_vec(),
                     ));
                 }
                 outputs.push((
@@ -147,13 +215,16 @@ pub async fn export_tech_pack(
                 if Some(file.version) != newest_manifest {
                     continue;
                 }
-                outputs.push(("manifest.json".into(), blobs.get_bytes(key).await?.to_vec()));
+                outputs.push((
+                    "manifest.json".into(),
+                    blobs.get_bytes(&key).await?.to_vec(),
+                ));
             }
             FileType::Category => {
                 let name = readable(file.file_category.as_deref().unwrap_or("category"));
                 outputs.push((
                     format!("other/{name}.{extension}").into(),
-                    blobs.get_bytes(key).await?.to_vec(),
+                    blobs.get_bytes(&key).await?.to_vec(),
                 ));
             }
         }

@@ -35,9 +35,11 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// One call: the providers retry what is worth retrying themselves (the OpenAI provider
+    /// with its own backoff), so a second layer here would multiply the calls.
     fn default() -> Self {
         Self {
-            attempts: 3,
+            attempts: 1,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(20),
         }
@@ -155,6 +157,9 @@ pub struct StepReport {
     pub attempts: u32,
     /// The error of a failed or blocked step.
     pub error: Option<String>,
+    /// The kind of that error: whether making the step again can succeed.
+    #[serde(default)]
+    pub error_kind: Option<techpack_model::ErrorKind>,
 }
 
 /// The result of a run: the seed's `generateCompleteTechPack` output.

@@ -21,14 +21,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use techpack_blobs::{BlobStore, StoredBlob};
+use techpack_blobs::{BlobContent, BlobStore, StoredBlob};
 use techpack_generate::{
     Analysis, Closeup, CloseupShot, GenerateError, Generated, Provider, Sketch, ViewPhoto,
 };
 use techpack_model::{
-    Collection, CollectionItemInput, CollectionProgress, CollectionStatus, CollectionType,
-    FileChanges, FileFilter, FileStatus, FileType, NewCollection, NewTechFile, Principal,
-    ProductCategory, TechFile,
+    ClassifiedError, Collection, CollectionItemInput, CollectionProgress, CollectionStatus,
+    CollectionType, ErrorKind, FileChanges, FileFilter, FileStatus, FileType, NewCollection,
+    NewTechFile, Principal, ProductCategory, TechFile,
 };
 use techpack_store::{NewLegacyAnalysis, TechFileStore};
 use tokio::sync::Semaphore;
@@ -165,7 +165,7 @@ impl Pipeline {
             .category
             .parse()
             .map_err(|error| PipelineError::Corrupt(format!("recorded category: {error}")))?;
-        let views = load_views(&self.blobs, &recorded.views).await?;
+        let views = load_views(&self.blobs, user_id, &recorded.views).await?;
         let request = TechPackRequest {
             product_idea_id: collection.product_idea_id,
             user_id,
@@ -298,6 +298,21 @@ impl Pipeline {
         );
         let (collection, resumed) = found?;
         let existing = existing?;
+        // The collection records the photos (and the job, when there is one): from here on
+        // cleanup keeps them, so put back any it removed before that row existed.
+        futures::future::try_join_all(views.iter().map(|view| async move {
+            let content = BlobContent::Bytes(Bytes::copy_from_slice(&view.input.photo));
+            self.blobs
+                .ensure_stored(request.user_id, &view.photo_blob, &content)
+                .await
+        }))
+        .await?;
+        let own = if resumed {
+            self.collection_files_by_slot(principal, collection.id)
+                .await?
+        } else {
+            HashMap::new()
+        };
         let batch_id = collection.generation_batch_id.ok_or_else(|| {
             PipelineError::Corrupt(format!(
                 "collection {} has no generation batch",
@@ -352,6 +367,7 @@ impl Pipeline {
             semaphore: Semaphore::new(options.concurrency),
             options: options.clone(),
             existing,
+            own,
             progress,
             tally: std::sync::Mutex::new(Tally {
                 total: initial_total,
@@ -476,6 +492,23 @@ impl Pipeline {
         }))
     }
 
+    /// The files a collection holds, by the slot each fills.
+    async fn collection_files_by_slot(
+        &self,
+        principal: Principal,
+        collection_id: Uuid,
+    ) -> PipelineResult<HashMap<SlotKey, TechFile>> {
+        let pack = self
+            .store
+            .get_collection_with_files(principal, collection_id)
+            .await?;
+        Ok(pack
+            .items
+            .into_iter()
+            .filter_map(|(_, file)| Some((slot_key_of(&file)?, file)))
+            .collect())
+    }
+
     /// The latest version of every file of the product, by the slot it fills.
     async fn latest_files_by_slot(
         &self,
@@ -491,13 +524,8 @@ impl Pipeline {
         loop {
             let page = self.store.get_latest_tech_files(principal, &filter).await?;
             for file in page.files {
-                let Some(slot) = file.metadata["slot"].as_str().map(str::to_owned) else {
+                let Some(key) = slot_key_of(&file) else {
                     continue;
-                };
-                let key = SlotKey {
-                    revision_id: file.revision_id,
-                    view: file.view_type.clone(),
-                    slot,
                 };
                 // Two lineages can claim one slot (a legacy import beside generated files):
                 // the most recently changed one is the one to continue.
@@ -525,7 +553,10 @@ pub(crate) async fn store_photo(
     input: &ViewInput,
 ) -> PipelineResult<StoredBlob> {
     blobs
-        .put_bytes(user_id, Bytes::copy_from_slice(&input.photo))
+        .put_source(
+            user_id,
+            &BlobContent::Bytes(Bytes::copy_from_slice(&input.photo)),
+        )
         .await
         .map_err(|error| {
             if error.is_caller_error() {
@@ -542,10 +573,24 @@ pub(crate) async fn store_photo(
 /// Reads stored views' photos back, each checked against its recorded hash.
 pub(crate) async fn load_views(
     blobs: &BlobStore,
+    owner: Uuid,
     views: &[StoredView],
 ) -> PipelineResult<Vec<ViewInput>> {
     let mut inputs = Vec::with_capacity(views.len());
     for view in views {
+        // A request names its photos by key: only the owner's own keys are read, whatever a
+        // stored request says.
+        match techpack_blobs::parse_key(&view.photo_key) {
+            Some(techpack_blobs::KeyKind::Content {
+                owner: key_owner, ..
+            }) if key_owner == owner => {}
+            _ => {
+                return Err(PipelineError::InvalidRequest(format!(
+                    "the photo of view `{}` ({}) is not one of this user's stored photos",
+                    view.view, view.photo_key
+                )));
+            }
+        }
         let photo = blobs.get_bytes(&view.photo_key).await?;
         if sha256_of(&photo) != view.photo_sha256 {
             return Err(PipelineError::Corrupt(format!(
@@ -674,6 +719,15 @@ pub(crate) fn parse_analysis(value: &Value) -> Option<Analysis> {
     serde_json::from_value(value).ok()
 }
 
+/// The slot a stored file fills, when it is one of a pack's steps.
+fn slot_key_of(file: &TechFile) -> Option<SlotKey> {
+    Some(SlotKey {
+        revision_id: file.revision_id,
+        view: file.view_type.clone(),
+        slot: file.metadata["slot"].as_str()?.to_owned(),
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SlotKey {
     revision_id: Option<Uuid>,
@@ -720,7 +774,11 @@ struct Shared {
     collection_id: Uuid,
     semaphore: Semaphore,
     options: TechPackOptions,
+    /// The latest version of each of the product's slots: what a new version continues.
     existing: HashMap<SlotKey, TechFile>,
+    /// The files a resumed collection already holds, by slot: a retry keeps what it finished
+    /// even when a later run of the product made a newer version elsewhere.
+    own: HashMap<SlotKey, TechFile>,
     progress: Option<ProgressSender>,
     tally: std::sync::Mutex<Tally>,
     /// The latest completion percentage, for the background progress writer.
@@ -872,14 +930,22 @@ async fn run_graph(
                     spawn_dependents(shared, &mut tasks, &view, analysis, gate).await;
                 }
                 None => {
-                    let (origin, reason) = if done.report.origin == StepOrigin::Cancelled {
-                        (StepOrigin::Cancelled, CANCELLED_STEP.to_owned())
-                    } else {
-                        (
-                            StepOrigin::Blocked,
-                            format!("not attempted: the {} analysis failed", view.input.view),
-                        )
-                    };
+                    // A blocked step fails for its analysis' reason: running it again helps
+                    // exactly when running the analysis again would.
+                    let (origin, reason, error_kind) =
+                        if done.report.origin == StepOrigin::Cancelled {
+                            (
+                                StepOrigin::Cancelled,
+                                CANCELLED_STEP.to_owned(),
+                                ErrorKind::Cancelled,
+                            )
+                        } else {
+                            (
+                                StepOrigin::Blocked,
+                                format!("not attempted: the {} analysis failed", view.input.view),
+                                done.report.error_kind.unwrap_or(ErrorKind::Internal),
+                            )
+                        };
                     let blocked = (0..planned)
                         .map(|index| StepKind::Closeup { index, shot: None })
                         .chain([StepKind::Sketch]);
@@ -901,6 +967,7 @@ async fn run_graph(
                             elapsed_ms: 0,
                             attempts: 0,
                             error: Some(reason.clone()),
+                            error_kind: Some(error_kind),
                         });
                     }
                 }
@@ -963,24 +1030,27 @@ async fn run_step(
     };
     let existing = shared.existing.get(&key);
 
-    // 1. Cache: the slot's latest completed file from the same inputs.
-    // Under `force`, only what this very batch made counts (an earlier attempt of its job).
-    if let Some(file) = existing
-        && file.status == FileStatus::Completed
-        && cache_key_of(file) == Some(view.cache_key.as_str())
-        && (!shared.options.force || file.generation_batch_id == Some(shared.batch_id))
-        && let Some(done) = shared
-            .reuse(
-                &view,
-                &step,
-                &work,
-                file.clone(),
-                StepOrigin::Cached,
-                step_started,
-            )
-            .await?
-    {
-        return Ok(done);
+    // 1. Cache: the file the resumed collection holds for this slot, else the slot's latest,
+    // when it is completed from the same inputs and its blobs are intact. Under `force`, only
+    // what this very batch made counts (an earlier attempt of its job).
+    for file in [shared.own.get(&key), existing].into_iter().flatten() {
+        if file.status == FileStatus::Completed
+            && cache_key_of(file) == Some(view.cache_key.as_str())
+            && (!shared.options.force || file.generation_batch_id == Some(shared.batch_id))
+            && shared.outputs_intact(file).await?
+            && let Some(done) = shared
+                .reuse(
+                    &view,
+                    &step,
+                    &work,
+                    file.clone(),
+                    StepOrigin::Cached,
+                    step_started,
+                )
+                .await?
+        {
+            return Ok(done);
+        }
     }
 
     // 1b. Legacy cache, for analyses only (the seed's functions kept only analyses there).
@@ -1121,12 +1191,20 @@ async fn run_step(
     let stored = match result {
         Ok(output) => match analysis_recorded(&work).await {
             Ok(()) => shared.store_output(&view, &step, &row, output).await,
-            Err(message) => Err(message),
+            // The analysis row could not be written (the store failed): not the step's fault.
+            Err(message) => Err(StepError {
+                message,
+                kind: ErrorKind::Unavailable,
+            }),
         },
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(StepError::of(&error, error.to_string())),
     };
     if let Some(sender) = gate_sender {
-        let _ = sender.send(Some(stored.as_ref().map(|_| ()).map_err(Clone::clone)));
+        let outcome = stored
+            .as_ref()
+            .map(|_| ())
+            .map_err(|error| error.message.clone());
+        let _ = sender.send(Some(outcome));
     }
     let elapsed_ms = generation_started.elapsed().as_millis() as u64;
     match stored {
@@ -1153,12 +1231,13 @@ async fn run_step(
                     elapsed_ms,
                     attempts,
                     error: None,
+                    error_kind: None,
                 },
                 analysis,
                 view,
             })
         }
-        Err(message) => {
+        Err(StepError { message, kind }) => {
             let changes = FileChanges {
                 status: Some(FileStatus::Failed),
                 error_message: Some(message.clone()),
@@ -1181,10 +1260,29 @@ async fn run_step(
                     elapsed_ms,
                     attempts,
                     error: Some(message),
+                    error_kind: Some(kind),
                 },
                 analysis: None,
                 view,
             })
+        }
+    }
+}
+
+/// Why a step failed: the message recorded on its file, and the kind of failure, which tells
+/// whether running the job again can help (a provider outage) or not (a photo that is not an
+/// image).
+#[derive(Debug, Clone)]
+struct StepError {
+    message: String,
+    kind: ErrorKind,
+}
+
+impl StepError {
+    fn of(error: &impl ClassifiedError, message: String) -> Self {
+        Self {
+            message,
+            kind: error.kind(),
         }
     }
 }
@@ -1307,6 +1405,7 @@ impl Shared {
                 elapsed_ms: 0,
                 attempts: 0,
                 error: Some(reason),
+                error_kind: Some(ErrorKind::Cancelled),
             },
             analysis: None,
             view: view.clone(),
@@ -1436,6 +1535,31 @@ impl Shared {
         })
     }
 
+    /// Whether every blob a cached file needs is stored with the size it recorded: a file
+    /// whose output was lost (a bucket emptied, a folder restored from an old backup) is made
+    /// again rather than reused, so a "completed" pack never points at nothing.
+    async fn outputs_intact(&self, file: &TechFile) -> PipelineResult<bool> {
+        let mut wanted: Vec<(&str, Option<i64>)> = Vec::new();
+        if let Some(key) = file.file_url.as_deref() {
+            wanted.push((key, file.content_size));
+        }
+        if let Some(key) = file.metadata["png_key"].as_str() {
+            wanted.push((key, file.metadata["png_size"].as_i64()));
+        }
+        for (key, size) in wanted {
+            match self.blobs.head(key).await {
+                Ok(meta) if size.is_none_or(|size| u64::try_from(size).ok() == Some(meta.size)) => {
+                }
+                Ok(_) | Err(techpack_blobs::BlobError::NotFound { .. }) => {
+                    tracing::warn!(file = %file.id, key, "a cached output's blob is missing or has the wrong size; regenerating it");
+                    return Ok(false);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(true)
+    }
+
     /// Uses a completed file as the step's output at no charge. `None` when the file cannot
     /// serve (an analysis that no longer parses): the step is then generated.
     async fn reuse(
@@ -1472,6 +1596,7 @@ impl Shared {
                 elapsed_ms,
                 attempts: 0,
                 error: None,
+                error_kind: None,
             },
             analysis,
             view: view.clone(),
@@ -1502,6 +1627,8 @@ impl Shared {
                     "regenerated on request (--force)"
                 } else if file.status != FileStatus::Completed {
                     "regenerated: the previous attempt did not finish"
+                } else if cache_key_of(file) == Some(view.cache_key.as_str()) {
+                    "regenerated: its stored output was missing or damaged"
                 } else {
                     "regenerated: the photo, provider or options changed"
                 };
@@ -1509,7 +1636,10 @@ impl Shared {
                     file_category: shot_name,
                     metadata: Some(self.step_metadata(view, step)),
                     generation_batch_id: Some(self.batch_id),
-                    idempotency_key: Some(idempotency_key),
+                    // Keyed by the version it supersedes too: a run of the same batch that
+                    // makes this slot again (its output was lost) gets a new version, while a
+                    // retried call of this very step returns the row it made.
+                    idempotency_key: Some(format!("{idempotency_key}:after:{}", file.id)),
                     credits_used: Some(0),
                     status: Some(FileStatus::Processing),
                     change_description: Some(reason.into()),
@@ -1549,19 +1679,33 @@ impl Shared {
         step: &StepId,
         row: &TechFile,
         output: Output,
-    ) -> Result<(TechFile, Option<Arc<Analysis>>), String> {
-        let put = |bytes: Vec<u8>| async move {
-            self.blobs
-                .put_bytes(self.user_id, Bytes::from(bytes))
-                .await
-                .map_err(|error| format!("storing the output: {error}"))
+    ) -> Result<(TechFile, Option<Arc<Analysis>>), StepError> {
+        let stored_blobs = std::sync::Mutex::new(Vec::new());
+        let put = |bytes: Vec<u8>| {
+            let stored_blobs = &stored_blobs;
+            async move {
+                let content = BlobContent::from(bytes);
+                let blob = self
+                    .blobs
+                    .put_source(self.user_id, &content)
+                    .await
+                    .map_err(|error| {
+                        StepError::of(&error, format!("storing the output: {error}"))
+                    })?;
+                stored_blobs
+                    .lock()
+                    .expect("stored blobs lock")
+                    .push((blob.clone(), content));
+                Ok::<_, StepError>(blob)
+            }
         };
         let mut metadata = self.step_metadata(view, step);
         let (blob, analysis_data, model, prompt, confidence, credits, category, analysis) =
             match output {
                 Output::Analysis(generated) => {
-                    let data =
-                        serde_json::to_value(&generated.output).map_err(|e| e.to_string())?;
+                    let data = serde_json::to_value(&generated.output).map_err(|error| {
+                        StepError::of(&corrupt_json(error), "serialising the analysis".into())
+                    })?;
                     let analysis = Arc::new(generated.output);
                     (
                         view.photo_blob.clone(),
@@ -1635,7 +1779,16 @@ impl Shared {
         let file = self
             .complete(row.id, changes)
             .await
-            .map_err(|error| format!("recording the output: {error}"))?;
+            .map_err(|error| StepError::of(&error, format!("recording the output: {error}")))?;
+        // The row is committed: cleanup keeps its blobs from now on; put back any it removed
+        // before.
+        let stored_blobs = stored_blobs.into_inner().expect("stored blobs lock");
+        for (blob, content) in &stored_blobs {
+            self.blobs
+                .ensure_stored(self.user_id, blob, content)
+                .await
+                .map_err(|error| StepError::of(&error, format!("storing the output: {error}")))?;
+        }
         Ok((file, analysis))
     }
 
@@ -1748,11 +1901,9 @@ impl Shared {
             "files": listed,
             "total_credits": total_credits,
         });
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(corrupt_json)?;
-        let blob = self
-            .blobs
-            .put_bytes(self.user_id, Bytes::from(bytes))
-            .await?;
+        let content =
+            BlobContent::from(serde_json::to_vec_pretty(&manifest).map_err(corrupt_json)?);
+        let blob = self.blobs.put_source(self.user_id, &content).await?;
         let slot = format!("complete_pack:{collection_name}");
         let key = SlotKey {
             revision_id: None,
@@ -1822,6 +1973,9 @@ impl Shared {
                     section: Some(SECTION_MANIFEST.into()),
                 }],
             )
+            .await?;
+        self.blobs
+            .ensure_stored(self.user_id, &blob, &content)
             .await?;
         // Added before the old ones are taken out: a crash in between leaves two manifests,
         // which the collection's next run tidies, never none. A collection this run made has

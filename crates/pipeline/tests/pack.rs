@@ -17,7 +17,8 @@ use techpack_model::{
     CollectionStatus, FileFilter, FileStatus, FileType, Principal, ProductCategory,
 };
 use techpack_pipeline::jobs::{
-    JobControl, JobEnvironment, JobRun, JobRunEnd, enqueue_tech_pack, run_claimed_job,
+    EnqueueOptions, JobControl, JobEnvironment, JobRun, JobRunEnd, enqueue_tech_pack,
+    run_claimed_job,
 };
 use techpack_pipeline::{
     LEGACY_LINK_FIELD, Pipeline, ProgressEvent, RetryPolicy, SECTION_BASE_VIEWS, SECTION_CLOSEUPS,
@@ -391,6 +392,7 @@ async fn makes_a_whole_pack_with_sections_versions_credits_and_progress(h: Harne
         h.principal(),
         result.collection_id,
         out.path(),
+        false,
     )
     .await
     .unwrap();
@@ -823,6 +825,13 @@ async fn run_job(h: &Harness, provider: &Arc<TestProvider>, job: &Job) -> JobRun
     .await
 }
 
+fn attempts(max_attempts: i32) -> EnqueueOptions {
+    EnqueueOptions {
+        max_attempts: Some(max_attempts),
+        ..EnqueueOptions::default()
+    }
+}
+
 fn ended(run: &JobRun) -> &Job {
     match &run.end {
         JobRunEnd::Ended(job) => job,
@@ -833,9 +842,10 @@ fn ended(run: &JobRun) -> &Job {
 async fn a_job_runs_the_pack_and_records_progress_and_result(h: Harness) {
     let provider = Arc::new(TestProvider::new());
     let request = h.request(&[("front", 1), ("back", 2)], 2);
-    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 3)
+    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", attempts(3))
         .await
-        .unwrap();
+        .unwrap()
+        .job;
     assert_eq!(queued.state, JobState::Queued);
     let run = run_job(&h, &provider, &queued).await;
     let job = ended(&run);
@@ -853,9 +863,10 @@ async fn a_job_runs_the_pack_and_records_progress_and_result(h: Harness) {
     assert!(job.lease_token.is_none() && job.finished_at.is_some());
 
     // The photos came back from the blob store: the same request again reuses everything.
-    let again = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 3)
+    let again = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", attempts(3))
         .await
-        .unwrap();
+        .unwrap()
+        .job;
     let run = run_job(&h, &provider, &again).await;
     let summary = ended(&run).result.clone().unwrap();
     assert_eq!(summary["credits_used"], 0);
@@ -867,9 +878,10 @@ async fn a_job_that_keeps_failing_is_given_up_with_its_last_error(h: Harness) {
     let provider = Arc::new(TestProvider::new());
     provider.fail("front:analysis");
     let request = h.request(&[("front", 1)], 1);
-    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", 2)
+    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", attempts(2))
         .await
-        .unwrap();
+        .unwrap()
+        .job;
     let first = run_job(&h, &provider, &queued).await;
     let job = ended(&first);
     assert_eq!(job.state, JobState::Queued, "tried again later: {job:#?}");

@@ -996,8 +996,11 @@ impl TechFileStore for PostgresStore {
         after: Option<&str>,
         keys: u32,
     ) -> StoreResult<Vec<BlobReference>> {
-        self.read(principal, sql::live_blob_references(D, principal, after, keys))
-            .await
+        self.read(
+            principal,
+            sql::live_blob_references(D, principal, after, keys),
+        )
+        .await
     }
 
     async fn blob_references_of(
@@ -1020,7 +1023,9 @@ impl TechFileStore for PostgresStore {
             .await?;
         tx.commit().await?;
         id.ok_or_else(|| {
-            StoreError::Schema("the database has no techpack_instance row: run `techpack migrate`".into())
+            StoreError::Schema(
+                "the database has no techpack_instance row: run `techpack migrate`".into(),
+            )
         })
     }
 }

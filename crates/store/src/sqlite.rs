@@ -726,10 +726,15 @@ impl TechFileStore for SqliteStore {
             .bind(Bind::Text(progress.status.as_str().into()))
             .push(&format!(
                 ", completed_at = CASE WHEN {} THEN coalesce(completed_at, {NOW}) ELSE NULL END",
-                if crate::is_final(progress.status) { "1" } else { "0" }
+                if crate::is_final(progress.status) {
+                    "1"
+                } else {
+                    "0"
+                }
             ));
         if let Some(steps) = progress.planned_steps {
-            q.push(", planned_steps = ").bind(Bind::Int(i64::from(steps)));
+            q.push(", planned_steps = ")
+                .bind(Bind::Int(i64::from(steps)));
         }
         q.push(" WHERE t.id = ").bind(Bind::Uuid(id));
         q.scope("t", principal);
@@ -942,7 +947,9 @@ impl TechFileStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         let id = id.ok_or_else(|| {
-            StoreError::Schema("the database has no techpack_instance row: run `techpack migrate`".into())
+            StoreError::Schema(
+                "the database has no techpack_instance row: run `techpack migrate`".into(),
+            )
         })?;
         Uuid::parse_str(&id)
             .map_err(|error| StoreError::Corrupt(format!("techpack_instance.id {id}: {error}")))

@@ -1,4 +1,4 @@
-//! `techpack fsck`: check that every row's blob exists with the recorded size and hash.
+//! `techpack fsck`: check that every blob a row needs exists with the recorded size and hash.
 
 use anyhow::Context as _;
 
@@ -22,16 +22,17 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
                 .iter()
                 .map(|finding| {
                     vec![
-                        finding.file_id.to_string(),
+                        format!("{} {}", finding.source, finding.file_id),
+                        finding.name.clone(),
                         finding.key.clone(),
                         finding.problem.to_string(),
                     ]
                 })
                 .collect();
-            print_table(&["FILE", "KEY", "PROBLEM"], &rows, "");
+            print_table(&["ROW", "BLOB", "KEY", "PROBLEM"], &rows, "");
         }
         println!(
-            "checked {} row(s), {} blob(s), {} bytes: {} problem(s)",
+            "checked {} reference(s), {} blob(s), {} bytes: {} problem(s)",
             report.rows_checked,
             report.blobs_checked,
             report.bytes_read,
@@ -40,7 +41,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     }
     if !report.is_clean() {
         anyhow::bail!(
-            "fsck found {} file(s) whose blob is missing or differs from its row",
+            "fsck found {} blob(s) that a row needs missing or different from what the row recorded; regenerate the pack (`techpack generate` again) or restore the blobs from a backup",
             report.findings.len()
         );
     }

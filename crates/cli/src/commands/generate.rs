@@ -71,6 +71,10 @@ pub struct GenerateArgs {
     /// Only queue the job and print its id: a `techpack worker` runs it.
     #[arg(long)]
     detach: bool,
+    /// A key of your own for this request: sending the same key again returns the same job
+    /// (and charges nothing more) instead of starting another.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
     /// Runs of the job before it is given up (a crashed or failed run is tried again).
     #[arg(long)]
     max_attempts: Option<i32>,
@@ -94,6 +98,7 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
         concurrency: Some(args.concurrency),
         legacy_dual_write: Some(!args.no_legacy_write),
         max_attempts: args.max_attempts,
+        idempotency_key: args.idempotency_key.clone(),
     };
     // Fail before queueing when this process cannot run the job (e.g. no API key).
     let must_run_here = !args.detach;
@@ -108,6 +113,12 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
         }
     };
     let job = submitted.job;
+    if submitted.joined && !context.json {
+        eprintln!(
+            "an identical request is already {} as job {}: following it (no second charge)",
+            job.state, job.id
+        );
+    }
     if args.detach {
         if context.json {
             return print_json(&job);

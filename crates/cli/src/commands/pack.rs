@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use techpack_pipeline::{export_tech_pack, find_tech_pack};
-use uuid::Uuid;
+use techpack_pipeline::export_tech_pack;
 
 use crate::context::Context;
 use crate::output::{or_dash, print_json, print_table};
@@ -20,11 +19,14 @@ pub enum PackCommand {
     },
     /// Writes a pack's files to a folder with readable names, plus its manifest.
     Export {
-        /// The pack's collection id.
-        collection: Uuid,
-        /// The folder to write (created if missing).
+        /// Collection id, product id or product name (its newest pack).
+        reference: String,
+        /// The folder to write (created if missing; refused if not empty, unless --force).
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace what the folder holds (the new export is swapped in whole).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -35,8 +37,7 @@ pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> 
     match command {
         PackCommand::Show { reference } => {
             // A UUID is tried as a collection first, then as a product; a name is a product.
-            let id = techpack_app::products::product_id(context.user_id(), &reference);
-            let pack = find_tech_pack(store.as_ref(), app.principal(), id).await?;
+            let pack = app.find_pack(context.user_id(), &reference).await?;
             if context.json {
                 return print_json(&pack);
             }
@@ -77,11 +78,26 @@ pub async fn run(context: &Context, command: PackCommand) -> anyhow::Result<()> 
             );
             Ok(())
         }
-        PackCommand::Export { collection, output } => {
+        PackCommand::Export {
+            reference,
+            output,
+            force,
+        } => {
+            let collection = app
+                .find_pack(context.user_id(), &reference)
+                .await?
+                .collection
+                .id;
             let blobs = app.blobs();
-            let report =
-                export_tech_pack(store.as_ref(), blobs, app.principal(), collection, &output)
-                    .await?;
+            let report = export_tech_pack(
+                store.as_ref(),
+                blobs,
+                app.principal(),
+                collection,
+                &output,
+                force,
+            )
+            .await?;
             if context.json {
                 return print_json(&report);
             }

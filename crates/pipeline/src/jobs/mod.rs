@@ -11,7 +11,8 @@ mod runner;
 mod worker;
 
 pub use request::{
-    JOB_REQUEST_SCHEMA, JobRequest, JobWork, enqueue_retry_failed, enqueue_tech_pack,
+    EnqueueOptions, Enqueued, JOB_REQUEST_SCHEMA, JobRequest, JobWork, enqueue_retry_failed,
+    enqueue_tech_pack,
 };
 pub use runner::{
     JobControl, JobEnvironment, JobRun, JobRunEnd, ProviderFactory, result_summary, run_claimed_job,

@@ -2,8 +2,10 @@
 //! becomes a job. The photos are stored as blobs before the job is queued, so any worker on
 //! any machine can run it from the job row alone.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use techpack_blobs::BlobStore;
+use sha2::{Digest, Sha256};
+use techpack_blobs::{BlobContent, BlobStore};
 use techpack_model::{Job, NewJob, Principal, ProductCategory};
 use techpack_store::TechFileStore;
 use uuid::Uuid;
@@ -115,7 +117,7 @@ impl JobRequest {
         else {
             return Ok(None);
         };
-        let inputs = load_views(blobs, views).await?;
+        let inputs = load_views(blobs, job.user_id, views).await?;
         Ok(Some(TechPackRequest {
             product_idea_id: job.product_idea_id,
             user_id: job.user_id,
@@ -127,64 +129,99 @@ impl JobRequest {
     }
 }
 
+/// How a request becomes a job: who may join it, and how often it is tried.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// Runs of the job before it is given up (default [`techpack_model::DEFAULT_MAX_ATTEMPTS`]).
+    pub max_attempts: Option<i32>,
+    /// The caller's key for the request (an API client's `Idempotency-Key`): the same key
+    /// always returns the same job.
+    pub idempotency_key: Option<String>,
+}
+
+/// A job as queued: new, or the queued or running job of an identical request that this one
+/// joined.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    /// The job.
+    pub job: Job,
+    /// Whether it existed before (an identical request is running or queued, or the caller's
+    /// idempotency key named it): the caller follows it instead of a new one.
+    pub joined: bool,
+}
+
 /// Queues a tech pack as a job: checks the request, stores its photos, and writes the job row.
 /// `provider` names the provider the worker is to use; a run that fails is tried again until
-/// `max_attempts` runs were made.
+/// `max_attempts` runs were made. An identical request of the same user that is queued or
+/// running is joined instead (one job, one charge): identity is the request's key — its
+/// product, views (revision, photo content, reference size), category, options and provider,
+/// not the moment it was sent.
 pub async fn enqueue_tech_pack(
     store: &dyn TechFileStore,
     blobs: &BlobStore,
     request: &TechPackRequest,
     provider: &str,
-    max_attempts: i32,
-) -> PipelineResult<Job> {
+    options: EnqueueOptions,
+) -> PipelineResult<Enqueued> {
     crate::run::validate(request)?;
     let mut views = Vec::with_capacity(request.views.len());
+    let mut photos = Vec::with_capacity(request.views.len());
     for view in &request.views {
         let blob = store_photo(blobs, request.user_id, view).await?;
         views.push(StoredView {
             view: view.view.trim().to_owned(),
             revision_id: view.revision_id,
-            photo_key: blob.key,
-            photo_sha256: blob.sha256,
+            photo_key: blob.key.clone(),
+            photo_sha256: blob.sha256.clone(),
             reference: view.reference.clone(),
         });
+        photos.push((blob, view.photo.clone()));
     }
-    let options = &request.options;
+    let pack_options = &request.options;
     let job_request = JobRequest {
         schema: JOB_REQUEST_SCHEMA.into(),
         provider: provider.into(),
-        batch_id: options.batch_id.unwrap_or_else(Uuid::now_v7),
-        concurrency: options.concurrency,
-        legacy_dual_write: options.legacy_dual_write,
+        batch_id: pack_options.batch_id.unwrap_or_else(Uuid::now_v7),
+        concurrency: pack_options.concurrency,
+        legacy_dual_write: pack_options.legacy_dual_write,
         work: JobWork::Generate {
             category: request.category,
             primary_view: request.primary_view.clone(),
-            collection_name: options.collection_name.clone(),
-            closeups_per_view: options.closeups_per_view,
-            force: options.force,
+            collection_name: pack_options.collection_name.clone(),
+            closeups_per_view: pack_options.closeups_per_view,
+            force: pack_options.force,
             views,
         },
     };
-    enqueue(
+    let enqueued = enqueue(
         store,
         request.user_id,
         request.product_idea_id,
         None,
-        max_attempts,
+        &options,
         &job_request,
     )
-    .await
+    .await?;
+    // The job row names the photos now: cleanup keeps them; put back any it removed before.
+    for (blob, photo) in photos {
+        let content = BlobContent::Bytes(Bytes::copy_from_slice(&photo));
+        blobs
+            .ensure_stored(request.user_id, &blob, &content)
+            .await?;
+    }
+    Ok(enqueued)
 }
 
-/// Queues a retry of a pack's failed steps as a job, in the pack's own batch.
+/// Queues a retry of a pack's failed steps as a job, in the pack's own batch. A retry of the
+/// same pack that is queued or running is joined instead.
 pub async fn enqueue_retry_failed(
     store: &dyn TechFileStore,
     user_id: Uuid,
     collection_id: Uuid,
-    options: &TechPackOptions,
+    pack_options: &TechPackOptions,
     provider: &str,
-    max_attempts: i32,
-) -> PipelineResult<Job> {
+    options: EnqueueOptions,
+) -> PipelineResult<Enqueued> {
     let collection = store
         .get_collection(Principal::User(user_id), collection_id)
         .await?;
@@ -194,7 +231,7 @@ pub async fn enqueue_retry_failed(
             "collection {collection_id} has no generation batch"
         ))
     })?;
-    if options.concurrency == 0 {
+    if pack_options.concurrency == 0 {
         return Err(PipelineError::InvalidRequest(
             "concurrency must be at least 1".into(),
         ));
@@ -203,8 +240,8 @@ pub async fn enqueue_retry_failed(
         schema: JOB_REQUEST_SCHEMA.into(),
         provider: provider.into(),
         batch_id,
-        concurrency: options.concurrency,
-        legacy_dual_write: options.legacy_dual_write,
+        concurrency: pack_options.concurrency,
+        legacy_dual_write: pack_options.legacy_dual_write,
         work: JobWork::RetryFailed { collection_id },
     };
     enqueue(
@@ -212,10 +249,31 @@ pub async fn enqueue_retry_failed(
         user_id,
         collection.product_idea_id,
         Some(collection_id),
-        max_attempts,
+        &options,
         &job_request,
     )
     .await
+}
+
+impl JobRequest {
+    /// The request's identity for `product_idea_id`: a hash of what it asks for — the product,
+    /// the work (photos by content), the provider and the legacy mirroring — without what does
+    /// not change its result (its batch, its concurrency), so identical requests have one key.
+    pub fn request_key(&self, product_idea_id: Uuid) -> String {
+        let mut identity = self.clone();
+        identity.batch_id = Uuid::nil();
+        identity.concurrency = 0;
+        if let JobWork::Generate { views, .. } = &mut identity.work {
+            for view in views.iter_mut() {
+                // The key is the content's, under the same owner: the hash says it all.
+                view.photo_key.clear();
+            }
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(product_idea_id.as_bytes());
+        hasher.update(serde_json::to_vec(&identity).unwrap_or_default());
+        format!("tech_pack:{}", hex::encode(hasher.finalize()))
+    }
 }
 
 async fn enqueue(
@@ -223,13 +281,19 @@ async fn enqueue(
     user_id: Uuid,
     product_idea_id: Uuid,
     collection_id: Option<Uuid>,
-    max_attempts: i32,
+    options: &EnqueueOptions,
     request: &JobRequest,
-) -> PipelineResult<Job> {
+) -> PipelineResult<Enqueued> {
     let value = serde_json::to_value(request)
         .map_err(|error| PipelineError::Corrupt(format!("serialising a job request: {error}")))?;
     let mut job = NewJob::tech_pack(user_id, product_idea_id, value);
     job.collection_id = collection_id;
-    job.max_attempts = max_attempts;
-    Ok(store.enqueue_job(Principal::User(user_id), job).await?)
+    if let Some(max_attempts) = options.max_attempts {
+        job.max_attempts = max_attempts;
+    }
+    job.request_key = Some(request.request_key(product_idea_id));
+    job.idempotency_key = options.idempotency_key.clone();
+    job.batch_id = Some(request.batch_id);
+    let (job, joined) = store.enqueue_or_join(Principal::User(user_id), job).await?;
+    Ok(Enqueued { job, joined })
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use techpack_blobs::BlobStore;
 use techpack_generate::Provider;
 use techpack_model::{
-    CollectionStatus, FailedStep, Job, JobLease, JobOutcome, JobProgress, JobResult, JobState,
-    JobStepCounts, MAX_FAILED_STEPS_LISTED,
+    CollectionStatus, ErrorKind, FailedStep, Job, JobLease, JobOutcome, JobProgress, JobResult,
+    JobState, JobStepCounts, MAX_FAILED_STEPS_LISTED,
 };
 use techpack_store::{StoreError, TechFileStore};
 use tokio_util::sync::CancellationToken;
@@ -411,16 +411,35 @@ async fn end_job(
                 .await
         }
         _ if result.status == CollectionStatus::Failed => {
-            // Every step failed, after the provider's own retries: try the job again later; the
-            // store gives up after its last attempt and keeps this error.
-            store
-                .release_job(
-                    lease,
-                    &first_error(result),
-                    retry_delay(lease.attempt),
-                    true,
-                )
-                .await
+            match permanent_failure(result) {
+                // Every step failed for a reason another run cannot change (a photo that is
+                // not an image, a provider that refuses the settings): fail now.
+                Some(kind) => {
+                    store
+                        .finish_job(
+                            lease,
+                            JobOutcome {
+                                state: JobState::Failed,
+                                result: Some(summary),
+                                error: Some(first_error(result)),
+                                error_code: Some(kind.as_str().to_owned()),
+                            },
+                        )
+                        .await
+                }
+                // Every step failed, after the provider's own retries: try the job again
+                // later; the store gives up after its last attempt and keeps this error.
+                None => {
+                    store
+                        .release_job(
+                            lease,
+                            &first_error(result),
+                            retry_delay(lease.attempt),
+                            true,
+                        )
+                        .await
+                }
+            }
         }
         _ => {
             store
@@ -445,7 +464,18 @@ async fn end_job(
 
 /// Errors another attempt cannot fix: the request is wrong, or stored data is unreadable.
 fn is_permanent(error: &PipelineError) -> bool {
-    error.is_caller_error() || matches!(error, PipelineError::Corrupt(_))
+    error.kind().is_caller_error() || matches!(error, PipelineError::Corrupt(_))
+}
+
+/// The kind of failure of a pack whose every step failed, when no step failed for a reason
+/// that may pass (an outage, a timeout, an unexpected answer): then running it again would
+/// fail the same way.
+fn permanent_failure(result: &TechPackResult) -> Option<ErrorKind> {
+    let mut kinds = result
+        .failed_steps()
+        .map(|step| step.error_kind.unwrap_or(ErrorKind::Internal));
+    let first = kinds.next()?;
+    (first.is_caller_error() && kinds.all(|kind| kind.is_caller_error())).then_some(first)
 }
 
 /// Exponential backoff between attempts: 2 s, 4 s, 8 s … up to [`MAX_RETRY_DELAY`].
