@@ -34,6 +34,15 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// Stored content is not what its rows recorded (fsck found problems).
+    #[error("{0}")]
+    Corrupt(String),
+    /// The operation did part of its work and can be run again for the rest.
+    #[error("{0}")]
+    Incomplete(String),
+    /// The person stopped the operation.
+    #[error("{0}")]
+    Cancelled(String),
     /// A job ended without the result the caller waited for.
     #[error("{message}")]
     Job {
@@ -78,6 +87,9 @@ impl ClassifiedError for AppError {
             AppError::NotFound(_) => ErrorKind::NotFound,
             AppError::Conflict(_) => ErrorKind::Conflict,
             AppError::Config(_) => ErrorKind::Misconfigured,
+            AppError::Corrupt(_) => ErrorKind::Corrupt,
+            AppError::Incomplete(_) => ErrorKind::Unavailable,
+            AppError::Cancelled(_) => ErrorKind::Cancelled,
             AppError::Io { source, .. } => match io_error_kind(source) {
                 ErrorKind::Internal => ErrorKind::InvalidInput,
                 other => other,
@@ -98,6 +110,9 @@ impl ClassifiedError for AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::Config(_) => "config_error",
+            AppError::Corrupt(_) => "corrupt_data",
+            AppError::Incomplete(_) => "incomplete",
+            AppError::Cancelled(_) => "cancelled",
             AppError::Io { .. } => match self.kind() {
                 ErrorKind::StorageFull => "storage_full",
                 ErrorKind::NotFound => "not_found",
@@ -107,7 +122,9 @@ impl ClassifiedError for AppError {
             AppError::Job { kind, .. } => match kind {
                 ErrorKind::Cancelled => "job_cancelled",
                 ErrorKind::Unavailable => "job_retrying",
-                _ => "job_failed",
+                ErrorKind::Internal => "job_failed",
+                // What the caller can act on keeps the code of its kind.
+                other => other.as_str(),
             },
             AppError::Store(error) => error.code(),
             AppError::Blob(error) => error.code(),
@@ -209,6 +226,8 @@ fn classify(error: &(dyn StdError + 'static)) -> Option<(ErrorKind, &'static str
                 .downcast_ref::<std::io::Error>()
                 .map(|io| match io_error_kind(io) {
                     ErrorKind::StorageFull => (ErrorKind::StorageFull, "storage_full"),
+                    ErrorKind::NotFound => (ErrorKind::NotFound, "not_found"),
+                    ErrorKind::Misconfigured => (ErrorKind::Misconfigured, "permission_denied"),
                     kind => (kind, "io_error"),
                 })
         })

@@ -141,7 +141,11 @@ impl JobEnd {
             }),
             JobState::Failed => Err(AppError::Job {
                 message: format!("job {} failed: {}", job.id, error("unknown error".into())),
-                kind: ErrorKind::Internal,
+                kind: job
+                    .error_code
+                    .as_deref()
+                    .and_then(ErrorKind::from_name)
+                    .unwrap_or(ErrorKind::Internal),
             }),
         }
     }
@@ -399,6 +403,22 @@ impl App {
                 job: *job,
                 result: run.result,
             }),
+            JobRunEnd::Unrecorded { job, error } => {
+                let lease_note = format!(
+                    "its end could not be recorded ({error}), so job {} stays running until its lease runs out; then `techpack worker` resumes it, reusing every finished step",
+                    job.id
+                );
+                Err(match run.error {
+                    Some(failure) => AppError::Job {
+                        kind: failure.kind(),
+                        message: format!("the run failed: {failure}; {lease_note}"),
+                    },
+                    None => AppError::Job {
+                        kind: error.kind(),
+                        message: format!("the run finished but {lease_note}"),
+                    },
+                })
+            }
             JobRunEnd::LeaseLost => Err(AppError::Conflict(format!(
                 "job {job_id}: this process stalled past its lease and a worker took the job over; `techpack jobs show {job_id}` follows it"
             ))),

@@ -110,7 +110,7 @@ pub enum BlobError {
     },
 
     /// The storage backend failed (network, permissions, disk, misconfiguration).
-    #[error("blob storage backend error")]
+    #[error("blob storage backend error: {0}")]
     Backend(#[source] object_store::Error),
 }
 

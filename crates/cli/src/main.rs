@@ -74,6 +74,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    survive_file_size_limits();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return argument_error(error),
@@ -82,6 +83,25 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => ExitCode::from(output::print_error(&error, json)),
+    }
+}
+
+/// A write past the process's file-size limit (a quota, `ulimit -f`) kills the process with
+/// SIGXFSZ by default, with no message and possibly a transaction open. With a handler
+/// installed the write fails instead (EFBIG), and the error reaches the user as "storage full"
+/// with everything already stored intact.
+fn survive_file_size_limits() {
+    #[cfg(unix)]
+    {
+        const SIGXFSZ: i32 = 25;
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut limit) = signal(SignalKind::from_raw(SIGXFSZ)) {
+            tokio::spawn(async move {
+                while limit.recv().await.is_some() {
+                    tracing::warn!("a write went past the file-size limit");
+                }
+            });
+        }
     }
 }
 

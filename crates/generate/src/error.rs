@@ -58,7 +58,7 @@ impl GenerateError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            GenerateError::BadInput(_) => "bad_input",
+            GenerateError::BadInput(_) => "invalid_input",
             GenerateError::RateLimited { .. } => "rate_limited",
             GenerateError::TimedOut(_) => "timed_out",
             GenerateError::Upstream { .. } => "upstream_error",

@@ -57,6 +57,27 @@ impl ErrorKind {
         matches!(self, ErrorKind::Unavailable | ErrorKind::StorageFull)
     }
 
+    /// The kind named `name` (its [`ErrorKind::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|kind| kind.as_str() == name)
+    }
+
+    /// Every kind.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::Forbidden,
+        ErrorKind::Unauthenticated,
+        ErrorKind::TooLarge,
+        ErrorKind::Misconfigured,
+        ErrorKind::Unavailable,
+        ErrorKind::StorageFull,
+        ErrorKind::Corrupt,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+
     /// The kind's name, as used in codes and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -134,6 +155,14 @@ mod tests {
         assert_eq!(io_error_kind(&error), ErrorKind::StorageFull);
         assert!(ErrorKind::StorageFull.is_transient());
         assert!(!ErrorKind::StorageFull.is_caller_error());
+    }
+
+    #[test]
+    fn kinds_are_found_by_name() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("nonsense"), None);
     }
 
     #[test]

@@ -125,7 +125,8 @@ pub struct Job {
     /// The generation batch its runs fill: every attempt continues it.
     #[serde(default)]
     pub batch_id: Option<Uuid>,
-    /// The stable code of the error it failed with (`invalid_input`, `unavailable` …).
+    /// The kind of the error it failed with, by name (`invalid_input`, `unavailable` … see
+    /// [`crate::ErrorKind`]).
     #[serde(default)]
     pub error_code: Option<String>,
 }

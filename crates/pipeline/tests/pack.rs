@@ -836,6 +836,7 @@ fn ended(run: &JobRun) -> &Job {
     match &run.end {
         JobRunEnd::Ended(job) => job,
         JobRunEnd::LeaseLost => panic!("the lease was lost"),
+        JobRunEnd::Unrecorded { error, .. } => panic!("the end was not recorded: {error}"),
     }
 }
 

@@ -33,6 +33,12 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The database could not write because its disk, quota or file-size limit is full. What
+    /// was committed before is intact; the write that failed left nothing.
+    #[error(
+        "the database could not write ({0}): its disk, quota or file-size limit is full; free space, then run the command again (everything stored before is intact)"
+    )]
+    Full(String),
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -63,6 +69,7 @@ impl StoreError {
                 _ => "database_error",
             },
             StoreError::Migration(_) => "migration_error",
+            StoreError::Full(_) => "storage_full",
             StoreError::Corrupt(_) => "corrupt_data",
             StoreError::LeaseLost(_) => "lease_lost",
         }
@@ -87,6 +94,7 @@ impl StoreError {
                 }
                 _ => ErrorKind::Misconfigured,
             },
+            StoreError::Full(_) => ErrorKind::StorageFull,
             StoreError::Corrupt(_) => ErrorKind::Corrupt,
             // The run must stop; the job is another worker's now.
             StoreError::LeaseLost(_) => ErrorKind::Conflict,
@@ -116,6 +124,11 @@ pub(crate) fn map_db_error(error: sqlx::Error) -> StoreError {
     };
     let message = db.message().to_owned();
     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    // SQLite: SQLITE_FULL, or SQLITE_IOERR_WRITE, which is what a write past a file-size limit
+    // or quota gives; PostgreSQL: disk_full.
+    if matches!(code.as_str(), "13" | "778" | "53100") {
+        return StoreError::Full(format!("{message} (code {code})"));
+    }
     if let Some(rest) = message.strip_prefix("techpack:conflict: ") {
         return StoreError::Conflict(rest.to_owned());
     }

@@ -91,6 +91,19 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(1)
+                // A commit that failed (a full disk) can leave the connection inside its
+                // transaction, and every later write on it would fail too: a connection that
+                // cannot begin a transaction is replaced by a fresh one.
+                .before_acquire(|conn, _| {
+                    Box::pin(async move {
+                        // begin_with, unlike begin, refuses a connection inside a transaction
+                        // (begin would open a savepoint in it).
+                        match sqlx::Connection::begin_with(&mut *conn, "BEGIN").await {
+                            Ok(tx) => Ok(tx.rollback().await.is_ok()),
+                            Err(_) => Ok(false),
+                        }
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(open_error)?

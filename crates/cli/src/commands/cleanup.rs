@@ -1,7 +1,6 @@
 //! `techpack cleanup`: delete the blobs of files archived long ago, orphan blobs and abandoned
 //! uploads (see `techpack_housekeeping` for why this is safe while uploads run).
 
-use anyhow::Context as _;
 use clap::Args;
 use techpack_housekeeping::{CleanupOptions, CleanupReport};
 
@@ -60,19 +59,18 @@ pub async fn run(context: &Context, args: CleanupArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         now: chrono::Utc::now(),
     };
-    let report = techpack_housekeeping::cleanup(store.as_ref(), &blobs, &options)
-        .await
-        .context("cleanup")?;
+    let report = techpack_housekeeping::cleanup(store.as_ref(), &blobs, &options).await?;
     if context.json {
         print_json(&report)?;
     } else {
         print_report(&report);
     }
     if !report.failed.is_empty() {
-        anyhow::bail!(
+        return Err(techpack_app::AppError::Incomplete(format!(
             "{} blob(s) could not be deleted; run cleanup again",
             report.failed.len()
-        );
+        ))
+        .into());
     }
     Ok(())
 }

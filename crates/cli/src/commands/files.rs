@@ -1,6 +1,7 @@
 //! `techpack files`: list, show, versions, restore, archive, status.
 
 use clap::Subcommand;
+use techpack_app::AppError;
 use techpack_model::{FileCursor, FileFilter, FileStatus, FileType, TechFile};
 use uuid::Uuid;
 
@@ -326,10 +327,12 @@ pub async fn run(context: &Context, command: FilesCommand) -> anyhow::Result<()>
         }
         FilesCommand::Get { id, output, force } => {
             let file = store.get_tech_file_by_id(me, id).await?;
-            let key = file
-                .file_url
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("tech file {id} has no blob"))?;
+            let key = file.file_url.as_deref().ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "tech file {id} has no stored content (it is {}): there is nothing to write",
+                    file.status
+                ))
+            })?;
             let written = write_blob(app.blobs(), key, &output, force).await?;
             if context.json {
                 return print_json(
@@ -354,7 +357,11 @@ async fn write_blob(
     use anyhow::Context as _;
     use tokio::io::AsyncWriteExt as _;
     if !force && tokio::fs::try_exists(output).await.unwrap_or(false) {
-        anyhow::bail!("{} exists; pass --force to replace it", output.display());
+        return Err(AppError::Invalid(format!(
+            "{} exists; pass --force to replace it",
+            output.display()
+        ))
+        .into());
     }
     let mut download = blobs.get_stream(key).await?;
     let folder = output
@@ -380,10 +387,11 @@ async fn write_blob(
         }
         out.sync_all().await?;
         if !force && tokio::fs::try_exists(output).await.unwrap_or(false) {
-            anyhow::bail!(
+            return Err(AppError::Conflict(format!(
                 "{} appeared while downloading; pass --force to replace it",
                 output.display()
-            );
+            ))
+            .into());
         }
         tokio::fs::rename(&partial, output)
             .await

@@ -1,7 +1,5 @@
 //! `techpack fsck`: check that every blob a row needs exists with the recorded size and hash.
 
-use anyhow::Context as _;
-
 use crate::context::Context;
 use crate::output::{print_json, print_table};
 
@@ -10,9 +8,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let app = context.app().await?;
     let store = app.store();
     let blobs = app.blobs().clone();
-    let report = techpack_housekeeping::fsck(store.as_ref(), &blobs)
-        .await
-        .context("fsck")?;
+    let report = techpack_housekeeping::fsck(store.as_ref(), &blobs).await?;
     if context.json {
         print_json(&report)?;
     } else {
@@ -40,10 +36,11 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         );
     }
     if !report.is_clean() {
-        anyhow::bail!(
+        return Err(techpack_app::AppError::Corrupt(format!(
             "fsck found {} blob(s) that a row needs missing or different from what the row recorded; regenerate the pack (`techpack generate` again) or restore the blobs from a backup",
             report.findings.len()
-        );
+        ))
+        .into());
     }
     Ok(())
 }

@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
 use bytes::Bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -151,7 +150,7 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
                     // Asking to cancel keeps a worker from resuming the job once its lease
                     // expires; what finished is stored and reused by the next run.
                     let _ = app.store().cancel_job(app.principal(), job_id).await;
-                    bail!("interrupted: finished steps are saved; run the same command again to finish the pack without redoing them");
+                    return Err(AppError::Cancelled("interrupted: finished steps are saved; run the same command again to finish the pack without redoing them".into()).into());
                 }
             }
         }

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::{Args, ValueEnum};
 
-use techpack_app::redact_url;
+use techpack_app::{AppError, redact_url};
 
 use crate::context::Context;
 use crate::output::{print_json, print_table};
@@ -89,9 +89,10 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
                 }
             }
             if !report.is_complete() {
-                anyhow::bail!(
-                    "the schema is incomplete: run `techpack migrate` (after `migrate down` if it is damaged)"
-                );
+                return Err(AppError::Config(
+                    "the schema is incomplete: run `techpack migrate` (after `migrate down` if it is damaged)".into(),
+                )
+                .into());
             }
         }
         MigrateAction::Down => {
@@ -101,9 +102,11 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
                     redact_url(&context.settings.database_url())
                 ))?
             {
-                anyhow::bail!(
+                return Err(AppError::Cancelled(
                     "rollback not confirmed; nothing was dropped (pass --yes to skip the question)"
-                );
+                        .into(),
+                )
+                .into());
             }
             let reverted = store.migrate_down().await?;
             if context.json {
@@ -119,9 +122,10 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<()> {
 fn confirm(question: &str) -> anyhow::Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        anyhow::bail!(
-            "`migrate down` needs confirmation: pass --yes when not running in a terminal"
-        );
+        return Err(AppError::Invalid(
+            "`migrate down` needs confirmation: pass --yes when not running in a terminal".into(),
+        )
+        .into());
     }
     eprint!("{question}");
     std::io::stderr().flush()?;

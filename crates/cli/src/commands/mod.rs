@@ -17,7 +17,10 @@ pub mod worker;
 /// day, at least `min` seconds.
 pub fn seconds(value: f64, flag: &str, min: f64) -> anyhow::Result<std::time::Duration> {
     if !value.is_finite() || !(min..=86_400.0).contains(&value) {
-        anyhow::bail!("{flag} must be between {min} and 86400 seconds (got {value})");
+        return Err(techpack_app::AppError::Invalid(format!(
+            "{flag} must be between {min} and 86400 seconds (got {value})"
+        ))
+        .into());
     }
     Ok(std::time::Duration::from_secs_f64(value))
 }

@@ -64,6 +64,14 @@ pub enum JobRunEnd {
     /// Another worker holds the job now (this one stalled past its lease); nothing was written
     /// after the lease moved, and the job is the new holder's to finish.
     LeaseLost,
+    /// The run ended but the store refused to record how (it is unreachable or full): the job
+    /// still runs under this lease, which runs out so that a worker resumes it.
+    Unrecorded {
+        /// The job as it was last read.
+        job: Box<Job>,
+        /// Why its end could not be recorded.
+        error: StoreError,
+    },
 }
 
 /// A run of a claimed job.
@@ -73,6 +81,9 @@ pub struct JobRun {
     pub end: JobRunEnd,
     /// The pack, when the pipeline got as far as making one.
     pub result: Option<TechPackResult>,
+    /// Why the run itself failed, when it did (the job row keeps the message; this keeps the
+    /// error, with its kind).
+    pub error: Option<PipelineError>,
 }
 
 /// Why the run was asked to stop, first reason first.
@@ -117,9 +128,16 @@ pub async fn run_claimed_job(
                 {
                     Ok(job) => JobRunEnd::Ended(Box::new(job)),
                     Err(StoreError::LeaseLost(_)) => JobRunEnd::LeaseLost,
-                    Err(_) => JobRunEnd::Ended(Box::new(job)),
+                    Err(error) => JobRunEnd::Unrecorded {
+                        job: Box::new(job),
+                        error,
+                    },
                 };
-                return JobRun { end, result: None };
+                return JobRun {
+                    end,
+                    result: None,
+                    error: None,
+                };
             }
         },
         // An unreadable request fails the job below, permanently.
@@ -179,6 +197,7 @@ pub async fn run_claimed_job(
         return JobRun {
             end: JobRunEnd::LeaseLost,
             result: outcome.ok(),
+            error: None,
         };
     }
     let why = *reason.lock().expect("stop reason lock");
@@ -190,13 +209,17 @@ pub async fn run_claimed_job(
             // The row could not be written; the lease expires and another worker resumes the
             // job, reusing every finished step.
             tracing::warn!(job = %job.id, %error, "could not record the end of a job");
-            JobRunEnd::Ended(Box::new(job.clone()))
+            JobRunEnd::Unrecorded {
+                job: Box::new(job.clone()),
+                error,
+            }
         }
     };
-    JobRun {
-        end,
-        result: outcome.ok(),
-    }
+    let (result, error) = match outcome {
+        Ok(result) => (Some(result), None),
+        Err(error) => (None, Some(error)),
+    };
+    JobRun { end, result, error }
 }
 
 async fn run_pipeline(
@@ -351,7 +374,10 @@ async fn end_job(
         Ok(result) => result,
         Err(error) if is_permanent(error) => {
             return store
-                .finish_job(lease, JobOutcome::failed(error.to_string(), error.code()))
+                .finish_job(
+                    lease,
+                    JobOutcome::failed(error.to_string(), error.kind().as_str()),
+                )
                 .await;
         }
         Err(error) => {

@@ -3,7 +3,7 @@
 //! one database: claims skip rows other workers hold, and the per-user cap is counted across
 //! all of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use techpack_model::{ClaimOptions, Job, JobFilter, JobState, Principal};
@@ -73,6 +73,24 @@ pub enum WorkerEvent {
         /// The job.
         job_id: Uuid,
     },
+    /// A job's run ended but the store refused to record it; its lease runs out and a worker
+    /// resumes it.
+    Unrecorded {
+        /// The job.
+        job_id: Uuid,
+        /// Why.
+        error: String,
+    },
+    /// A draining worker waits for a job whose runner it has not seen heartbeating: to see
+    /// that the runner is alive, or to take the job over once its lease runs out.
+    WaitingForLease {
+        /// The job.
+        job_id: Uuid,
+        /// The runner that holds it.
+        worker_id: Option<String>,
+        /// When its lease runs out.
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Looking for jobs failed (the database is unreachable); the worker tries again.
     ClaimFailed {
         /// Why.
@@ -102,6 +120,22 @@ impl std::fmt::Display for WorkerEvent {
             WorkerEvent::LeaseLost { job_id } => write!(
                 f,
                 "job {job_id}: another worker took it over (this one missed its heartbeats); left to it"
+            ),
+            WorkerEvent::Unrecorded { job_id, error } => write!(
+                f,
+                "job {job_id}: its end could not be recorded ({error}); it is resumed once its lease runs out"
+            ),
+            WorkerEvent::WaitingForLease {
+                job_id,
+                worker_id,
+                until,
+            } => write!(
+                f,
+                "job {job_id}: waiting to see its runner {} renew its lease, or to take the job over when the lease runs out{}",
+                worker_id.as_deref().unwrap_or("(unknown)"),
+                until
+                    .map(|until| format!(" at {}", until.format("%H:%M:%S%.3f UTC")))
+                    .unwrap_or_default()
             ),
             WorkerEvent::ClaimFailed { error } => {
                 write!(f, "looking for jobs failed: {error}; trying again")
@@ -152,6 +186,8 @@ pub async fn run_worker(
     };
     let mut report = WorkerReport::default();
     let mut running: JoinSet<(Uuid, JobRun)> = JoinSet::new();
+    // The heartbeat each running job of another runner had when this worker first saw it.
+    let mut heartbeats: HashMap<Uuid, Option<chrono::DateTime<chrono::Utc>>> = HashMap::new();
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -196,13 +232,36 @@ pub async fn run_worker(
                 }
             }
         }
-        if options.exit_when_idle
-            && running.is_empty()
-            && !claimed_now
-            && !claim_failed
-            && queue_is_empty(&environment).await
-        {
-            break;
+        if options.exit_when_idle && running.is_empty() && !claimed_now && !claim_failed {
+            match idle_state(&environment, &mut heartbeats).await {
+                Idle::Busy => {}
+                Idle::Done => break,
+                Idle::Unsure(jobs) => {
+                    // Running jobs whose runners have not been seen renewing their leases: a
+                    // runner that died leaves its job running until the lease runs out, so
+                    // wait to see a heartbeat or to take the job over.
+                    for job in &jobs {
+                        emit(WorkerEvent::WaitingForLease {
+                            job_id: job.id,
+                            worker_id: job.worker_id.clone(),
+                            until: job.lease_expires_at,
+                        });
+                    }
+                    let soonest = jobs
+                        .iter()
+                        .filter_map(|job| job.lease_expires_at)
+                        .min()
+                        .map(|until| (until - chrono::Utc::now()).to_std().unwrap_or_default())
+                        .unwrap_or(options.poll)
+                        .min(options.poll)
+                        .max(Duration::from_millis(10));
+                    tokio::select! {
+                        _ = tokio::time::sleep(soonest) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
         }
         let can_claim = running.len() < options.concurrency;
         tokio::select! {
@@ -224,18 +283,54 @@ pub async fn run_worker(
     Ok(report)
 }
 
-/// Whether no job waits in the queue. Jobs other workers hold are theirs; a job held back by
-/// the per-user cap is still queued, so a draining worker waits for it.
-async fn queue_is_empty(environment: &JobEnvironment) -> bool {
-    let filter = JobFilter {
-        state: Some(JobState::Queued),
+/// What a draining worker (`--exit_when_idle`) sees when it has nothing to run.
+enum Idle {
+    /// A job waits in the queue (a job held back by the per-user cap or its product's
+    /// running job included): keep looking.
+    Busy,
+    /// Running jobs whose runners have not been seen heartbeating since this worker first
+    /// looked: they may have died, and their jobs are taken over once their leases run out.
+    Unsure(Vec<Job>),
+    /// Nothing is queued, and every running job's runner has renewed its lease since: done.
+    Done,
+}
+
+async fn idle_state(
+    environment: &JobEnvironment,
+    heartbeats: &mut HashMap<Uuid, Option<chrono::DateTime<chrono::Utc>>>,
+) -> Idle {
+    let jobs = |state| JobFilter {
+        state: Some(state),
         product_idea_id: None,
-        limit: Some(1),
+        limit: Some(i64::from(techpack_model::MAX_PAGE_SIZE)),
     };
-    matches!(
-        environment.store.list_jobs(Principal::Service, &filter).await,
-        Ok(queued) if queued.is_empty()
-    )
+    let store = &environment.store;
+    match store
+        .list_jobs(Principal::Service, &jobs(JobState::Queued))
+        .await
+    {
+        Ok(queued) if queued.is_empty() => {}
+        _ => return Idle::Busy,
+    }
+    let Ok(running) = store
+        .list_jobs(Principal::Service, &jobs(JobState::Running))
+        .await
+    else {
+        return Idle::Busy;
+    };
+    let unsure: Vec<Job> = running
+        .into_iter()
+        .filter(|job| {
+            let first_seen = *heartbeats.entry(job.id).or_insert(job.heartbeat_at);
+            // Alive: its runner renewed the lease since this worker first saw the job.
+            job.heartbeat_at <= first_seen
+        })
+        .collect();
+    if unsure.is_empty() {
+        Idle::Done
+    } else {
+        Idle::Unsure(unsure)
+    }
 }
 
 fn record(
@@ -258,6 +353,13 @@ fn record(
         JobRunEnd::LeaseLost => {
             report.lost += 1;
             emit(WorkerEvent::LeaseLost { job_id });
+        }
+        JobRunEnd::Unrecorded { error, .. } => {
+            *report.ended.entry("unrecorded".to_owned()).or_default() += 1;
+            emit(WorkerEvent::Unrecorded {
+                job_id,
+                error: error.to_string(),
+            });
         }
     }
 }
