@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use techpack_model::{
-    ClaimOptions, ErrorKind, Job, JobProgress, JobState, Principal, ProductCategory,
-    revision_id_from_name,
+    ClaimOptions, ClassifiedError, ErrorKind, Job, JobProgress, JobState, Principal,
+    ProductCategory, revision_id_from_name,
 };
 use techpack_pipeline::jobs::{
     EnqueueOptions, JobControl, JobRunEnd, default_worker_id, enqueue_retry_failed,
@@ -112,6 +112,8 @@ pub struct JobEnd {
     pub job: Job,
     /// The pack, when this process ran the job.
     pub result: Option<TechPackResult>,
+    /// The kind of the error that stopped this process's run before it made a pack.
+    pub run_failure: Option<ErrorKind>,
 }
 
 impl JobEnd {
@@ -137,7 +139,7 @@ impl JobEnd {
                     job.run_after.format("%H:%M:%S UTC"),
                     job.id
                 ),
-                kind: ErrorKind::Unavailable,
+                kind: self.retried_failure_kind(),
             }),
             JobState::Failed => Err(AppError::Job {
                 message: format!("job {} failed: {}", job.id, error("unknown error".into())),
@@ -148,6 +150,23 @@ impl JobEnd {
                     .unwrap_or(ErrorKind::Internal),
             }),
         }
+    }
+}
+
+impl JobEnd {
+    /// The kind to report for a run that failed and left its job queued for another attempt:
+    /// what failed when the caller can act on it (a full disk, a refused key), otherwise
+    /// `Unavailable` (the job is retried).
+    fn retried_failure_kind(&self) -> ErrorKind {
+        self.run_failure
+            .or_else(|| {
+                self.result
+                    .as_ref()
+                    .and_then(|result| result.failed_steps().next())
+                    .and_then(|step| step.error_kind)
+            })
+            .filter(|kind| !matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable))
+            .unwrap_or(ErrorKind::Unavailable)
     }
 }
 
@@ -325,7 +344,11 @@ impl App {
             }
             let job = self.store().get_job(principal, job_id).await?;
             if job.state.is_terminal() || control.interrupt.is_cancelled() {
-                return Ok(JobEnd { job, result: None });
+                return Ok(JobEnd {
+                    job,
+                    result: None,
+                    run_failure: None,
+                });
             }
             let now = (job.state, job.pack_progress(), job.worker_id.clone());
             if shown.as_ref() != Some(&now) {
@@ -402,6 +425,7 @@ impl App {
             JobRunEnd::Ended(job) => Ok(JobEnd {
                 job: *job,
                 result: run.result,
+                run_failure: run.error.as_ref().map(ClassifiedError::kind),
             }),
             JobRunEnd::Unrecorded { job, error } => {
                 let lease_note = format!(
