@@ -107,17 +107,22 @@ async fn every_accepted_type(kind: Kind) {
         let stored = fx.store.put_bytes(owner, bytes.to_vec()).await.unwrap();
         assert_eq!(stored.mime, expected);
     }
-    // A real product photo from the shared samples, when present.
-    let photos = std::path::Path::new("/work/shared/samples/products");
-    let mut jpegs: Vec<_> = std::fs::read_dir(photos)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-                .collect()
+    // A real product photo from the specification's shared samples beside the checkout.
+    let photos =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/products");
+    let mut jpegs: Vec<_> = std::fs::read_dir(&photos)
+        .unwrap_or_else(|error| {
+            panic!(
+                "the sample photos are missing at {} ({error}): check out the project beside its `shared` folder",
+                photos.display()
+            )
         })
-        .unwrap_or_default();
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
     jpegs.sort();
+    assert!(!jpegs.is_empty(), "no JPEG sample in {}", photos.display());
     if let Some(photo) = jpegs.first() {
         let file = tokio::fs::File::open(photo).await.unwrap();
         let stored = fx.store.put_reader(owner, file).await.unwrap();

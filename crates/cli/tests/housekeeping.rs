@@ -27,24 +27,28 @@ fn ok_json(output: Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// The first sample product photo, or a small generated JSON document when none is present.
+/// The first sample product photo from the specification's shared samples beside the
+/// checkout (`../shared/samples/products`), copied into `dir`; a missing folder fails the test
+/// rather than letting it pass on a stand-in.
 fn sample(dir: &Path) -> std::path::PathBuf {
-    let samples = Path::new("/work/shared/samples/products");
-    let photo = std::fs::read_dir(samples).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("png"))
-            })
-            .min()
-    });
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples/products");
+    let photo = std::fs::read_dir(&samples)
+        .unwrap_or_else(|error| {
+            panic!(
+                "the sample photos are missing at {} ({error}): check out the project beside its `shared` folder",
+                samples.display()
+            )
+        })
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("png"))
+        })
+        .min()
+        .unwrap_or_else(|| panic!("no JPEG or PNG sample in {}", samples.display()));
     let path = dir.join("input");
-    match photo {
-        Some(photo) => std::fs::copy(photo, &path).map(|_| ()).unwrap(),
-        None => std::fs::write(&path, br#"{"sample": true}"#).unwrap(),
-    }
+    std::fs::copy(photo, &path).unwrap();
     path
 }
 
