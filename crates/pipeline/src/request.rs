@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use techpack_model::{CollectionStatus, ProductCategory, TechFile};
+use techpack_model::{Collection, CollectionStatus, CollectionType, ProductCategory, TechFile};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::error::{PipelineError, PipelineResult};
 use crate::progress::StepId;
 
 /// One base view of the product: a revision's photo and the view it shows.
@@ -214,4 +215,59 @@ impl TechPackResult {
             )
         })
     }
+}
+
+/// Refuses a collection that `techpack generate` did not make.
+pub(crate) fn check_tech_pack(collection: &Collection) -> PipelineResult<()> {
+    if collection.collection_type != CollectionType::TechPackV2 {
+        return Err(PipelineError::InvalidRequest(format!(
+            "collection {} is a {}, not a tech pack made by `techpack generate`",
+            collection.id, collection.collection_type
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a request that cannot make a pack, saying what to change.
+pub(crate) fn validate(request: &TechPackRequest) -> PipelineResult<()> {
+    let invalid = |message: String| Err(PipelineError::InvalidRequest(message));
+    if request.views.is_empty() {
+        return invalid("a tech pack needs at least one view with a photo".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for view in &request.views {
+        let name = view.view.trim();
+        if name.is_empty() || name.len() > 64 || name.contains(':') {
+            return invalid(format!(
+                "view name `{}` must be 1 to 64 characters without `:` (front, back, side …)",
+                view.view
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return invalid(format!("view `{name}` is given twice; give each view once"));
+        }
+        if view.photo.is_empty() {
+            return invalid(format!("the photo of view `{name}` is empty"));
+        }
+    }
+    if let Some(primary) = &request.primary_view
+        && !seen.contains(primary.as_str())
+    {
+        return invalid(format!(
+            "the primary view `{primary}` is not one of the views"
+        ));
+    }
+    if request.options.closeups_per_view > MAX_CLOSEUPS_PER_VIEW {
+        return invalid(format!(
+            "at most {MAX_CLOSEUPS_PER_VIEW} close-ups per view (asked for {})",
+            request.options.closeups_per_view
+        ));
+    }
+    if request.options.concurrency == 0 {
+        return invalid("concurrency must be at least 1".into());
+    }
+    if request.options.retry.attempts == 0 {
+        return invalid("retry attempts must be at least 1 (the first attempt counts)".into());
+    }
+    Ok(())
 }

@@ -11,8 +11,9 @@ use techpack_store::TechFileStore;
 use uuid::Uuid;
 
 use crate::error::{PipelineError, PipelineResult};
+use crate::request::check_tech_pack;
 use crate::request::{StoredView, TechPackOptions, TechPackRequest};
-use crate::run::{check_tech_pack, load_views, store_photo};
+use crate::run::{load_views, store_photo};
 
 /// The version of [`JobRequest`]'s shape; a worker refuses shapes it does not know.
 pub const JOB_REQUEST_SCHEMA: &str = "techpack.job/1";
@@ -163,7 +164,7 @@ pub async fn enqueue_tech_pack(
     provider: &str,
     options: EnqueueOptions,
 ) -> PipelineResult<Enqueued> {
-    crate::run::validate(request)?;
+    crate::request::validate(request)?;
     let mut views = Vec::with_capacity(request.views.len());
     let mut photos = Vec::with_capacity(request.views.len());
     for view in &request.views {
