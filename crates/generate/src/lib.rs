@@ -9,6 +9,7 @@ mod analysis;
 mod error;
 pub mod local;
 pub mod openai;
+mod render;
 mod select;
 
 use std::sync::Arc;
@@ -18,10 +19,12 @@ use serde::{Deserialize, Serialize};
 use techpack_model::ProductCategory;
 
 pub use analysis::{
-    ANALYSIS_SCHEMA_VERSION, Analysis, ColorShare, Confidence, DetailRegion, ImageInfo,
-    Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource,
+    ANALYSIS_SCHEMA_VERSION, Analysis, CategoryDetection, CategoryFeature, CategoryScore,
+    CategorySource, ColorShare, Confidence, DetailRegion, Feature, ImageInfo, Landmark,
+    Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource, SourceImage,
 };
 pub use error::GenerateError;
+pub use render::{RenderError, RenderOptions, RenderedPng, render_svg_png};
 pub use select::{ProviderKind, ProviderSetupError, build_provider, build_provider_named};
 
 /// One view of a product: the photo's bytes and what it shows.
@@ -31,7 +34,10 @@ pub struct ViewPhoto {
     pub bytes: Arc<[u8]>,
     /// The view: front, back, side …
     pub view: String,
-    /// The product category, which decides points of measure and shot names.
+    /// The product category, which decides points of measure, callouts and shot names;
+    /// [`ProductCategory::Auto`] asks the provider to detect it (the analysis then records
+    /// the detected one in [`Analysis::category`] and how in
+    /// [`Analysis::category_detection`]).
     pub category: ProductCategory,
     /// A known real size to scale measurements, e.g. `height=70cm` or `width=50cm`.
     pub reference: Option<String>,
@@ -66,8 +72,10 @@ pub struct Sketch {
     pub svg: String,
     /// The same drawing rendered to PNG.
     pub png: Vec<u8>,
-    /// Callouts and measurements as data (the seed stores them in `analysis_data`):
-    /// `{ "callouts": [{number, label, target: [x, y], anchor: [x, y]}], "measurements": [...] }`.
+    /// Callouts and measurements as data (the specification in `../shared/spec/` stores them
+    /// in `analysis_data`): `{ "callouts": [{number, label, target: [x, y], anchor: [x, y],
+    /// …}], "measurements": [...] }`; the local provider adds each callout's feature,
+    /// confidence and reason.
     pub data: serde_json::Value,
 }
 

@@ -140,7 +140,7 @@ async fn every_sample_analyses_closes_up_and_sketches() {
             analysis.confidence
         );
         let json = serde_json::to_value(analysis).unwrap();
-        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["schema_version"], 2);
         let shots = provider.plan_closeups(analysis, 4);
         assert!(!shots.is_empty(), "{name}: no close-ups planned");
         for shot in &shots {
@@ -149,7 +149,16 @@ async fn every_sample_analyses_closes_up_and_sketches() {
                 .await
                 .unwrap_or_else(|e| panic!("{name}/{}: {e}", shot.name));
             let img = image::load_from_memory(&c.output.png).unwrap();
-            assert!(img.width().max(img.height()) >= 1024);
+            // 1024 px on the long side, unless that would enlarge the photo more than 2×.
+            let [x0, y0, x1, y1] = shot.bbox;
+            let region_long = (x1 - x0).max(y1 - y0);
+            assert!(
+                img.width().max(img.height()) + 1 >= (2 * region_long).min(1024),
+                "{name}/{}: close-up {}×{} of a {region_long} px region",
+                shot.name,
+                img.width(),
+                img.height()
+            );
         }
         let s = provider
             .sketch(&photo, analysis)

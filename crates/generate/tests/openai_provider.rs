@@ -75,7 +75,7 @@ fn provider(config: OpenAiConfig) -> OpenAiProvider {
 /// A valid answer for [`photo`].
 fn analysis_json() -> Value {
     json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "image": { "width": WIDTH, "height": HEIGHT },
         "view": "front",
         "category": "apparel",

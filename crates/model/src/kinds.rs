@@ -126,7 +126,14 @@ string_enum!(
 );
 
 string_enum!(
-    /// The product category, which decides the points of measure and close-up names.
+    /// The product category, which decides the points of measure, the callout vocabulary and
+    /// the close-up names.
+    ///
+    /// The first six are the original, broad names (stored data uses them and they keep their
+    /// meaning); the finer ones after them say more about the same products, and [`Auto`]
+    /// asks the provider to detect the category from the photo.
+    ///
+    /// [`Auto`]: ProductCategory::Auto
     ProductCategory, "category" {
         /// Garments: tops, bottoms, dresses, outerwear.
         Apparel => "apparel",
@@ -140,8 +147,74 @@ string_enum!(
         Home => "home",
         /// Anything else.
         Other => "other",
+        /// Detect the category from the photo (a request, never the category of a result).
+        Auto => "auto",
+        /// Garments for the upper body worn on their own: T-shirts, polos, shirts, long
+        /// sleeves, sweatshirts and pullover hoodies (apparel).
+        Tops => "tops",
+        /// Garments for the lower body: trousers, jeans, shorts, skirts (apparel).
+        Bottoms => "bottoms",
+        /// Tops that open down the whole centre front and are worn over others: jackets,
+        /// coats, zip-through hoodies and fleeces (apparel).
+        Outerwear => "outerwear",
+        /// Caps, hats and beanies (accessories).
+        Headwear => "headwear",
+        /// Mugs, cups and tumblers (home).
+        Drinkware => "drinkware",
+        /// Bottles and flasks (home).
+        Bottles => "bottles",
     }
 );
+
+impl ProductCategory {
+    /// The categories a photo can be detected as: every fine category plus `bags`,
+    /// `footwear` and `other` (never `auto` or a broad name that a finer one refines).
+    pub const DETECTABLE: &'static [ProductCategory] = &[
+        ProductCategory::Tops,
+        ProductCategory::Bottoms,
+        ProductCategory::Outerwear,
+        ProductCategory::Headwear,
+        ProductCategory::Bags,
+        ProductCategory::Drinkware,
+        ProductCategory::Bottles,
+        ProductCategory::Footwear,
+        ProductCategory::Other,
+    ];
+
+    /// Whether the category is to be detected from the photo.
+    pub fn is_auto(self) -> bool {
+        self == ProductCategory::Auto
+    }
+
+    /// The broad category this one belongs to: `tops`, `bottoms` and `outerwear` are
+    /// `apparel`; `headwear` is `accessories`; `drinkware` and `bottles` are `home`; every
+    /// other category is its own.
+    pub fn broad(self) -> ProductCategory {
+        match self {
+            ProductCategory::Tops | ProductCategory::Bottoms | ProductCategory::Outerwear => {
+                ProductCategory::Apparel
+            }
+            ProductCategory::Headwear => ProductCategory::Accessories,
+            ProductCategory::Drinkware | ProductCategory::Bottles => ProductCategory::Home,
+            other => other,
+        }
+    }
+
+    /// Whether a product of category `other` is also a product of this category: a
+    /// category includes itself and, for a broad one, its finer ones (`apparel` includes
+    /// `tops`); `auto` includes every category.
+    pub fn includes(self, other: ProductCategory) -> bool {
+        self == other || self == ProductCategory::Auto || other.broad() == self
+    }
+
+    /// Whether the product is worn, so that left and right are the wearer's.
+    pub fn is_worn(self) -> bool {
+        matches!(
+            self.broad(),
+            ProductCategory::Apparel | ProductCategory::Footwear | ProductCategory::Accessories
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -156,6 +229,37 @@ mod tests {
         for kind in CollectionStatus::ALL {
             assert_eq!(kind.as_str().parse::<CollectionStatus>().unwrap(), *kind);
         }
+        for kind in ProductCategory::ALL {
+            assert_eq!(kind.as_str().parse::<ProductCategory>().unwrap(), *kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn the_original_category_names_keep_parsing_and_finer_ones_refine_them() {
+        // Stored files carry these six names: they must keep parsing to the same variant.
+        for (name, kind) in [
+            ("apparel", ProductCategory::Apparel),
+            ("footwear", ProductCategory::Footwear),
+            ("bags", ProductCategory::Bags),
+            ("accessories", ProductCategory::Accessories),
+            ("home", ProductCategory::Home),
+            ("other", ProductCategory::Other),
+        ] {
+            assert_eq!(name.parse::<ProductCategory>().unwrap(), kind);
+            assert_eq!(
+                serde_json::from_value::<ProductCategory>(serde_json::json!(name)).unwrap(),
+                kind
+            );
+            assert_eq!(kind.broad(), kind);
+        }
+        assert_eq!(ProductCategory::Tops.broad(), ProductCategory::Apparel);
+        assert!(ProductCategory::Apparel.includes(ProductCategory::Outerwear));
+        assert!(!ProductCategory::Apparel.includes(ProductCategory::Drinkware));
+        assert!(ProductCategory::Auto.includes(ProductCategory::Bottles));
+        assert!(ProductCategory::Headwear.is_worn());
+        assert!(!ProductCategory::Drinkware.is_worn());
+        assert!(!ProductCategory::DETECTABLE.contains(&ProductCategory::Auto));
     }
 
     #[test]

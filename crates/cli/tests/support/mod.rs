@@ -176,7 +176,7 @@ pub fn photo_png() -> Vec<u8> {
 
 pub fn chat_answer() -> ResponseTemplate {
     let analysis = json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "image": { "width": WIDTH, "height": HEIGHT },
         "view": "front",
         "category": "apparel",

@@ -1,15 +1,24 @@
-//! The analysis document from a segmentation: box, colours, measurements, detail regions and
-//! confidence. The schema is documented in `crates/generate/ANALYSIS_SCHEMA.md`.
+//! The analysis document of one photo, assembled from the shared preparation (decoded photo,
+//! segmentation, silhouette geometry): box, colours, category (asked for or detected),
+//! landmarks, points of measure, features and the close-up regions framed on them, and a
+//! confidence with its reasons. The schema is documented in `crates/generate/ANALYSIS_SCHEMA.md`.
 
-use image::GrayImage;
 use imageproc::distance_transform::Norm;
 use techpack_model::ProductCategory;
 
+use super::category;
 use super::color::{LabF, hex, lab_to_rgb, plain_name, rgb_to_lab};
-use super::segment::{Segmentation, mask_bbox, subsample};
+use super::features::{self, Found};
+use super::landmarks;
+use super::measure;
+use super::prepared::Prepared;
+use super::segment::{Segmentation, subsample};
+use super::shape::Shape;
+use super::timing::Timer;
 use crate::{
-    ANALYSIS_SCHEMA_VERSION, Analysis, ColorShare, Confidence, DetailRegion, GenerateError,
-    ImageInfo, Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource,
+    ANALYSIS_SCHEMA_VERSION, Analysis, CategorySource, ColorShare, Confidence, DetailRegion,
+    GenerateError, ImageInfo, Measurement, MeasurementScale, Measurements, ProductRegion,
+    ScaleSource,
 };
 
 /// What the analysis needs besides the pixels.
@@ -17,7 +26,7 @@ use crate::{
 pub(crate) struct AnalyzeInput<'a> {
     /// The view (front, back …).
     pub view: &'a str,
-    /// The product category.
+    /// The product category asked for (`auto` to detect).
     pub category: ProductCategory,
     /// A known real size, e.g. `height=70cm`.
     pub reference: Option<&'a str>,
@@ -28,37 +37,75 @@ pub(crate) struct AnalyzeInput<'a> {
 const MERGE_DELTA_E: f32 = 12.0;
 /// Colours under this share of the product are anti-aliasing and shadows, not colours.
 const MIN_COLOR_SHARE: f64 = 0.02;
-/// Detail windows must be at least this much product, or they show mostly backdrop.
-const MIN_WINDOW_COVERAGE: f64 = 0.35;
+/// Most detail regions (close-up candidates) one analysis lists.
+const MAX_DETAIL_REGIONS: usize = 12;
 
-/// Builds the analysis of one segmented photo.
+/// Builds the analysis of one prepared photo.
 pub(crate) fn analyze(
-    seg: &Segmentation,
+    prep: &Prepared,
     input: &AnalyzeInput<'_>,
+    timer: &mut Timer,
 ) -> Result<Analysis, GenerateError> {
+    let seg = &prep.seg;
+    let shape = &prep.shape;
     let (iw, ih) = seg.input_size;
-    let mask = &seg.mask;
-    let (ww, wh) = mask.dimensions();
-    let wbox = mask_bbox(mask).unwrap_or([0, 0, ww, wh]);
-    let bbox = to_input_box(wbox, seg);
-    let area = mask.pixels().filter(|p| p.0[0] > 0).count() as f64;
-    let area_share = area / f64::from(ww * wh);
+    let (ww, wh) = seg.mask.dimensions();
+    let bbox = to_input_box(shape.bbox, seg);
+    let area_share = shape.area as f64 / f64::from(ww * wh);
     let (bw, bh) = (f64::from(bbox[2] - bbox[0]), f64::from(bbox[3] - bbox[1]));
     let product = ProductRegion {
         bbox,
         area_share: round4(area_share),
         aspect_ratio: round4(bw / bh.max(1.0)),
-        symmetry: round4(symmetry(mask, wbox)),
+        symmetry: round4(shape.symmetry),
     };
+    let colors = timer.time("colours", || dominant_colors(seg));
 
-    let colors = dominant_colors(seg);
-    let scale = scale_for(input.category, input.reference, bw, bh)?;
-    let geometry = Geometry::new(mask, wbox, seg.scale);
-    let points = points_of_measure(&geometry, input.category, &scale);
-    let detail_regions = detail_regions(seg, wbox, input.category);
-    let confidence = confidence(seg, area_share, &scale, &colors);
+    let detection = timer.time("category", || {
+        let features =
+            category::shape_features(shape, &seg.quality.backdrop_islands, prep.front_line());
+        (category::detect(input.category, &features), features)
+    });
+    let (detection, shape_features) = detection;
+    let chosen = category::chosen(&detection);
 
-    let description = Some(describe(input, &colors, &points, &scale));
+    // Landmarks need centimetres only for the chest's 2.5 cm below the underarm; a default
+    // scale that rests on a landmark (body length from the HPS) is taken from a first pass.
+    let (scale, lm) = timer.time("landmarks", || {
+        let ctx = |px_per_cm: f64| landmarks::Context {
+            seg,
+            view: input.view,
+            px_per_cm,
+            hood: shape_features.hood,
+        };
+        let provisional = scale_for(chosen, input.reference, bw, bh, None)?;
+        let first = landmarks::find(chosen, shape, &ctx(px_per_cm(&provisional, seg)));
+        let scale = scale_for(chosen, input.reference, bw, bh, Some((&first, shape, seg)))?;
+        let lm = if (scale.cm_per_px - provisional.cm_per_px).abs() > 1e-12 {
+            landmarks::find(chosen, shape, &ctx(px_per_cm(&scale, seg)))
+        } else {
+            first
+        };
+        Ok::<_, GenerateError>((scale, lm))
+    })?;
+    let points = timer.time("measure", || {
+        measure::points_of_measure(chosen, shape, &lm, seg.scale, &scale)
+    });
+    let found = timer.time("features", || {
+        features::detect(&features::Inputs {
+            category: chosen,
+            view: input.view,
+            seg,
+            shape,
+            landmarks: &lm,
+            contrast: prep.contrast(),
+            front_line: prep.front_line(),
+            px_per_cm: px_per_cm(&scale, seg),
+        })
+    });
+    let detail_regions = frame_regions(&found, shape, seg);
+    let confidence = confidence(seg, area_share, &scale, &colors, &detection, &lm);
+    let description = Some(describe(chosen, input.view, &colors, &points, &scale));
     Ok(Analysis {
         schema_version: ANALYSIS_SCHEMA_VERSION,
         image: ImageInfo {
@@ -66,7 +113,7 @@ pub(crate) fn analyze(
             height: ih,
         },
         view: input.view.to_string(),
-        category: input.category,
+        category: chosen,
         product,
         colors,
         materials: Vec::new(),
@@ -74,15 +121,58 @@ pub(crate) fn analyze(
         detail_regions,
         description,
         confidence,
+        source: Some(prep.photo.source),
+        category_detection: Some(detection),
+        landmarks: lm.named(seg.scale),
+        features: features::to_analysis(&found, seg),
     })
+}
+
+/// The features of a prepared photo as the analysis finds them, for a given category, view
+/// and scale: the sketch recomputes them to draw their construction lines (an analysis
+/// stores where a feature is, not every line of it).
+pub(crate) fn derive_features(
+    prep: &Prepared,
+    category: ProductCategory,
+    view: &str,
+    cm_per_px: f64,
+) -> Vec<Found> {
+    let seg = &prep.seg;
+    let shape_features = category::shape_features(
+        &prep.shape,
+        &seg.quality.backdrop_islands,
+        prep.front_line(),
+    );
+    let px_per_cm = 1.0 / (cm_per_px * seg.scale).max(1e-9);
+    let lm = landmarks::find(
+        category,
+        &prep.shape,
+        &landmarks::Context {
+            seg,
+            view,
+            px_per_cm,
+            hood: shape_features.hood,
+        },
+    );
+    features::detect(&features::Inputs {
+        category,
+        view,
+        seg,
+        shape: &prep.shape,
+        landmarks: &lm,
+        contrast: prep.contrast(),
+        front_line: prep.front_line(),
+        px_per_cm,
+    })
+}
+
+/// Working pixels per centimetre under a scale.
+fn px_per_cm(scale: &MeasurementScale, seg: &Segmentation) -> f64 {
+    1.0 / (scale.cm_per_px * seg.scale).max(1e-9)
 }
 
 fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 /// A working-pixel box to input pixels, rounded outwards and clamped to the image.
@@ -96,35 +186,47 @@ pub(crate) fn to_input_box(b: [u32; 4], seg: &Segmentation) -> [u32; 4] {
     [x0, y0, x1, y1]
 }
 
-/// A working-pixel box to input pixels, each edge rounded to the nearest pixel: boxes that
-/// only touch in working pixels still only touch after scaling (outward rounding would make
-/// neighbouring detail regions overlap by a pixel).
-fn to_input_box_nearest(b: [u32; 4], seg: &Segmentation) -> [u32; 4] {
-    let (iw, ih) = seg.input_size;
-    let s = seg.scale;
-    let r = |v: u32, max: u32| ((f64::from(v) * s).round() as u32).min(max);
-    let x0 = r(b[0], iw.saturating_sub(1));
-    let y0 = r(b[1], ih.saturating_sub(1));
-    [x0, y0, r(b[2], iw).max(x0 + 1), r(b[3], ih).max(y0 + 1)]
-}
-
-/// IoU of the silhouette and its mirror image about the box's vertical centre line.
-fn symmetry(mask: &GrayImage, b: [u32; 4]) -> f64 {
-    let (mut inter, mut union) = (0u64, 0u64);
-    for y in b[1]..b[3] {
-        for x in b[0]..b[2] {
-            let mx = b[0] + b[2] - 1 - x;
-            let a = mask.get_pixel(x, y).0[0] > 0;
-            let m = mask.get_pixel(mx, y).0[0] > 0;
-            inter += u64::from(a && m);
-            union += u64::from(a || m);
-        }
-    }
-    if union == 0 {
-        0.0
-    } else {
-        inter as f64 / union as f64
-    }
+/// Close-up regions framed on the features: the feature's box with a margin, widened to at
+/// least an eighth of the product's long side (a detail needs its surroundings to be read)
+/// and to no more than 2:1, ranked by how much each shows and how sure it is.
+fn frame_regions(found: &[Found], shape: &Shape, seg: &Segmentation) -> Vec<DetailRegion> {
+    let (w, h) = seg.mask.dimensions();
+    let long = shape.bw().max(shape.bh());
+    let mut ranked: Vec<(&Found, f64)> = found
+        .iter()
+        .map(|f| (f, f.interest * f.confidence))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.name.cmp(&b.0.name)));
+    ranked
+        .into_iter()
+        .take(MAX_DETAIL_REGIONS)
+        .map(|(f, score)| {
+            let [x0, y0, x1, y1] = f.bbox;
+            let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+            let mut fw = (x1 - x0).max(1.0) * 1.1;
+            let mut fh = (y1 - y0).max(1.0) * 1.1;
+            let min = long * 0.125;
+            fw = fw.max(min).max(fh / 2.0);
+            fh = fh.max(min).max(fw / 2.0);
+            let b = [
+                (cx - fw / 2.0).max(0.0),
+                (cy - fh / 2.0).max(0.0),
+                (cx + fw / 2.0).min(f64::from(w)),
+                (cy + fh / 2.0).min(f64::from(h)),
+            ];
+            let wb = [
+                b[0].floor() as u32,
+                b[1].floor() as u32,
+                (b[2].ceil() as u32).max(b[0].floor() as u32 + 1),
+                (b[3].ceil() as u32).max(b[1].floor() as u32 + 1),
+            ];
+            DetailRegion {
+                name: f.name.clone(),
+                bbox: to_input_box(wb, seg),
+                score: round4(score.clamp(0.0, 1.0)),
+            }
+        })
+        .collect()
 }
 
 /// Dominant colours of the product's pixels (k-means in CIELAB), similar ones merged.
@@ -200,31 +302,16 @@ fn dominant_colors(seg: &Segmentation) -> Vec<ColorShare> {
         .collect()
 }
 
-/// The documented default real size per category, used when no reference is given:
-/// (which box side, centimetres).
-pub(crate) fn category_default(category: ProductCategory) -> (Side, f64) {
-    match category {
-        // A flat-laid adult top from shoulder to hem.
-        ProductCategory::Apparel => (Side::Height, 70.0),
-        // An adult shoe (EU 42) seen from the side.
-        ProductCategory::Footwear => (Side::Width, 28.0),
-        // A tote or shoulder bag's body width.
-        ProductCategory::Bags => (Side::Width, 40.0),
-        // A cap or a small good.
-        ProductCategory::Accessories => (Side::Width, 25.0),
-        // A mug or a cushion.
-        ProductCategory::Home => (Side::Height, 12.0),
-        ProductCategory::Other => (Side::Height, 30.0),
-    }
-}
-
-/// Which side of the product's box a size refers to.
+/// What a default or reference size refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     /// The box's width.
     Width,
     /// The box's height.
     Height,
+    /// A point of measure, e.g. `body_length` (falls back to the box's height, or width for
+    /// widths, when it could not be measured).
+    Pom(&'static str),
 }
 
 impl Side {
@@ -232,21 +319,55 @@ impl Side {
         match self {
             Side::Width => "width",
             Side::Height => "height",
+            Side::Pom(name) => name,
         }
     }
 }
 
-/// Parses a reference such as `height=70cm`, `width = 50 cm`, `w=500mm`, `height=27.5in`.
+/// The documented default real size per category, used when no reference is given.
+pub(crate) fn category_default(category: ProductCategory) -> (Side, f64) {
+    match category {
+        // A flat-laid adult top from shoulder to hem (the box, for the broad name).
+        ProductCategory::Apparel => (Side::Height, 70.0),
+        // An adult top (men's M): the body from the high point of the shoulder to the hem,
+        // so a hood above it does not shrink the garment.
+        ProductCategory::Tops | ProductCategory::Outerwear => (Side::Pom("body_length"), 70.0),
+        // Half the waist of an adult M laid flat.
+        ProductCategory::Bottoms => (Side::Pom("waist_width"), 40.0),
+        // A cap's crown from front to back (or side to side) at its base.
+        ProductCategory::Headwear => (Side::Pom("crown_width"), 20.0),
+        // An adult shoe (EU 42) seen from the side.
+        ProductCategory::Footwear => (Side::Width, 28.0),
+        // A tote or shoulder bag's body width.
+        ProductCategory::Bags => (Side::Width, 40.0),
+        // A cap or a small good.
+        ProductCategory::Accessories => (Side::Width, 25.0),
+        // A standard 11 oz mug.
+        ProductCategory::Drinkware => (Side::Height, 10.0),
+        // A mug or a cushion.
+        ProductCategory::Home => (Side::Height, 12.0),
+        // A 750 ml water bottle.
+        ProductCategory::Bottles => (Side::Height, 25.0),
+        ProductCategory::Other | ProductCategory::Auto => (Side::Height, 30.0),
+    }
+}
+
+/// Parses a reference such as `height=70cm`, `width = 50 cm`, `w=500mm`, `height=27.5in`,
+/// or a point of measure by name: `body_length=72cm`, `chest_width=52cm`.
 pub(crate) fn parse_reference(text: &str) -> Result<(Side, f64), GenerateError> {
     let bad = || {
         GenerateError::BadInput(format!(
-            "reference {text:?} not understood: expected e.g. \"height=70cm\" or \"width=50cm\" (units cm, mm, m or in)"
+            "reference {text:?} not understood: expected e.g. \"height=70cm\", \"width=50cm\" or \"body_length=72cm\" (units cm, mm, m or in)"
         ))
     };
     let (key, value) = text.split_once('=').ok_or_else(bad)?;
     let side = match key.trim().to_ascii_lowercase().as_str() {
-        "height" | "h" | "length" | "body_length" => Side::Height,
+        "height" | "h" | "length" => Side::Height,
         "width" | "w" => Side::Width,
+        "body_length" => Side::Pom("body_length"),
+        "chest_width" | "chest" => Side::Pom("chest_width"),
+        "waist_width" | "waist" => Side::Pom("waist_width"),
+        "crown_width" => Side::Pom("crown_width"),
         _ => return Err(bad()),
     };
     let value = value.trim().to_ascii_lowercase();
@@ -269,13 +390,17 @@ pub(crate) fn parse_reference(text: &str) -> Result<(Side, f64), GenerateError> 
     Ok((side, cm))
 }
 
+/// The scale from the reference, else the category's default. A size given for a point of
+/// measure needs the landmarks (`measured`); without them, or when that point cannot be
+/// measured, the box's height stands in (its width for widths) and the basis says so.
 fn scale_for(
     category: ProductCategory,
     reference: Option<&str>,
     bw: f64,
     bh: f64,
+    measured: Option<(&landmarks::Landmarks, &Shape, &Segmentation)>,
 ) -> Result<MeasurementScale, GenerateError> {
-    let (side, cm, source, basis) = match reference.map(str::trim).filter(|r| !r.is_empty()) {
+    let (side, cm, source, mut basis) = match reference.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => {
             let (side, cm) = parse_reference(r)?;
             (side, cm, ScaleSource::Reference, r.to_string())
@@ -289,6 +414,32 @@ fn scale_for(
     let px = match side {
         Side::Width => bw,
         Side::Height => bh,
+        Side::Pom(name) => {
+            let found = measured.and_then(|(lm, shape, seg)| {
+                let probe = MeasurementScale {
+                    cm_per_px: 1.0,
+                    source,
+                    basis: String::new(),
+                };
+                measure::points_of_measure(category, shape, lm, seg.scale, &probe)
+                    .into_iter()
+                    .find(|m| m.name == name)
+                    .map(|m| m.px)
+            });
+            match found {
+                Some(px) => px,
+                None => {
+                    let widthwise = name.contains("width");
+                    if measured.is_some() {
+                        basis = format!(
+                            "{basis}; {name} could not be measured, so the box's {} stands in",
+                            if widthwise { "width" } else { "height" }
+                        );
+                    }
+                    if widthwise { bw } else { bh }
+                }
+            }
+        }
     };
     Ok(MeasurementScale {
         cm_per_px: cm / px.max(1.0),
@@ -297,520 +448,13 @@ fn scale_for(
     })
 }
 
-/// Row and column runs of the silhouette, in working pixels, with the factor to input pixels.
-struct Geometry<'a> {
-    mask: &'a GrayImage,
-    b: [u32; 4],
-    s: f64,
-}
-
-impl<'a> Geometry<'a> {
-    fn new(mask: &'a GrayImage, b: [u32; 4], s: f64) -> Self {
-        Self { mask, b, s }
-    }
-
-    fn on(&self, x: u32, y: u32) -> bool {
-        self.mask.get_pixel(x, y).0[0] > 0
-    }
-
-    /// The horizontal run of product through `x` on row `y`, ends exclusive.
-    fn run_through(&self, y: u32, x: u32) -> Option<(u32, u32)> {
-        if !self.on(x, y) {
-            // The centre line may cross an opening (a bag's handle loop): use the run nearest
-            // to it instead.
-            let left = (self.b[0]..x).rev().find(|&xx| self.on(xx, y));
-            let right = (x..self.b[2]).find(|&xx| self.on(xx, y));
-            let nearest = match (left, right) {
-                (Some(l), Some(r)) => Some(if x - l <= r - x { l } else { r }),
-                (l, r) => l.or(r),
-            }?;
-            return self.run_through(y, nearest);
-        }
-        let mut x0 = x;
-        while x0 > self.b[0] && self.on(x0 - 1, y) {
-            x0 -= 1;
-        }
-        let mut x1 = x + 1;
-        while x1 < self.b[2] && self.on(x1, y) {
-            x1 += 1;
-        }
-        Some((x0, x1))
-    }
-
-    /// First and last product rows in column `x`.
-    fn column_extent(&self, x: u32) -> Option<(u32, u32)> {
-        let top = (self.b[1]..self.b[3]).find(|&y| self.on(x, y))?;
-        let bottom = (self.b[1]..self.b[3]).rev().find(|&y| self.on(x, y))?;
-        Some((top, bottom + 1))
-    }
-
-    fn cx(&self) -> u32 {
-        (self.b[0] + self.b[2]) / 2
-    }
-
-    fn pt(&self, x: f64, y: f64) -> [f64; 2] {
-        [round2(x * self.s), round2(y * self.s)]
-    }
-
-    fn measurement(
-        &self,
-        name: &str,
-        from: [f64; 2],
-        to: [f64; 2],
-        scale: &MeasurementScale,
-    ) -> Measurement {
-        let from = self.pt(from[0], from[1]);
-        let to = self.pt(to[0], to[1]);
-        let px = ((to[0] - from[0]).powi(2) + (to[1] - from[1]).powi(2)).sqrt();
-        Measurement {
-            name: name.to_string(),
-            px: round2(px),
-            cm: round2(px * scale.cm_per_px),
-            from,
-            to,
-        }
-    }
-
-    /// A horizontal measurement of the run through the centre line on row `y`.
-    fn width_at(&self, name: &str, y: u32, scale: &MeasurementScale) -> Option<Measurement> {
-        let (x0, x1) = self.run_through(y, self.cx())?;
-        let yc = f64::from(y) + 0.5;
-        Some(self.measurement(name, [f64::from(x0), yc], [f64::from(x1), yc], scale))
-    }
-}
-
-fn points_of_measure(
-    g: &Geometry<'_>,
-    category: ProductCategory,
-    scale: &MeasurementScale,
-) -> Vec<Measurement> {
-    let b = g.b;
-    let (x0, y0, x1, y1) = (
-        f64::from(b[0]),
-        f64::from(b[1]),
-        f64::from(b[2]),
-        f64::from(b[3]),
-    );
-    let mut out = vec![
-        g.measurement("overall_width", [x0, y1], [x1, y1], scale),
-        g.measurement("overall_height", [x1, y0], [x1, y1], scale),
-    ];
-    match category {
-        ProductCategory::Apparel => out.extend(apparel_points(g, scale)),
-        ProductCategory::Footwear => out.extend(footwear_points(g, scale)),
-        ProductCategory::Bags => out.extend(bag_points(g, scale)),
-        _ => {}
-    }
-    out
-}
-
-/// Body length at the centre line, the chest width just below the armholes (where sleeves
-/// make the silhouette widen), and the hem width. Sleeve length needs the shoulder seam,
-/// which a silhouette does not show: it is not measured.
-fn apparel_points(g: &Geometry<'_>, scale: &MeasurementScale) -> Vec<Measurement> {
-    let mut out = Vec::new();
-    let b = g.b;
-    let bw = b[2] - b[0];
-    // The neckline dips at the centre; body length runs from the highest point near it (the
-    // high point of the shoulder) down to the hem.
-    let band = (bw * 15 / 100).max(1);
-    let cx = g.cx();
-    let (mut top, mut bottom) = (u32::MAX, 0u32);
-    for x in cx.saturating_sub(band)..(cx + band).min(b[2]) {
-        if let Some((t, bo)) = g.column_extent(x) {
-            top = top.min(t);
-            bottom = bottom.max(bo);
-        }
-    }
-    if top >= bottom {
-        return out;
-    }
-    let length = bottom - top;
-    out.push(g.measurement(
-        "body_length",
-        [f64::from(cx) + 0.5, f64::from(top)],
-        [f64::from(cx) + 0.5, f64::from(bottom)],
-        scale,
-    ));
-
-    // Run width per row; the body below the armholes is the steady width of the lower half.
-    let widths: Vec<(u32, u32)> = (top..bottom)
-        .map(|y| (y, g.run_through(y, cx).map_or(0, |(a, z)| z - a)))
-        .collect();
-    let mut lower: Vec<u32> = widths[widths.len() / 2..].iter().map(|w| w.1).collect();
-    lower.sort_unstable();
-    let body_width = lower[lower.len() / 2];
-    // The armhole is the lowest row in the upper 60 % where the run is clearly wider than the
-    // body: sleeves join there.
-    let armhole = widths[..widths.len() * 6 / 10]
-        .iter()
-        .rev()
-        .find(|(_, w)| f64::from(*w) > f64::from(body_width) * 1.2)
-        .map(|(y, _)| *y);
-    // Without a widening (sleeves hanging alongside the body, a sleeveless top) the body's
-    // side cannot be told from an arm: chest and sleeve are left out rather than guessed.
-    let chest_y = armhole.map(|y| (y + length / 30).min(bottom - 1));
-    if let Some(cy) = chest_y {
-        out.extend(g.width_at("chest_width", cy, scale));
-    }
-    let hem_y = bottom.saturating_sub((length / 30).max(1)).max(top);
-    out.extend(g.width_at("hem_width", hem_y, scale));
-
-    out
-}
-
-/// Length along the ground and the heel height: the largest lift of the sole above the
-/// ground line between the ends (near zero for a flat shoe).
-fn footwear_points(g: &Geometry<'_>, scale: &MeasurementScale) -> Vec<Measurement> {
-    let b = g.b;
-    let ground = b[3];
-    let mut out = Vec::new();
-    let bw = b[2] - b[0];
-    out.push(g.measurement(
-        "length",
-        [f64::from(b[0]), f64::from(ground)],
-        [f64::from(b[2]), f64::from(ground)],
-        scale,
-    ));
-    // The heel is the taller end of a side view.
-    let end_height = |range: std::ops::Range<u32>| {
-        range
-            .filter_map(|x| g.column_extent(x).map(|(t, bo)| bo - t))
-            .max()
-            .unwrap_or(0)
-    };
-    let left = end_height(b[0]..b[0] + bw / 5);
-    let right = end_height(b[2] - bw / 5..b[2]);
-    let heel_side = if left >= right {
-        b[0]..b[0] + bw / 2
-    } else {
-        b[0] + bw / 2..b[2]
-    };
-    let mut best: Option<(u32, u32)> = None;
-    for x in heel_side {
-        if let Some((_, bo)) = g.column_extent(x) {
-            let lift = ground - bo;
-            if best.is_none_or(|(_, l)| lift > l) {
-                best = Some((x, lift));
-            }
-        }
-    }
-    let (hx, lift) = best.unwrap_or((b[0], 0));
-    out.push(g.measurement(
-        "heel_height",
-        [f64::from(hx) + 0.5, f64::from(ground)],
-        [f64::from(hx) + 0.5, f64::from(ground - lift)],
-        scale,
-    ));
-    out
-}
-
-/// The bag's body (rows at least 70 % as wide as the widest), its width and height, and the
-/// handle drop above it. Depth needs a second view: not measured from one photo.
-fn bag_points(g: &Geometry<'_>, scale: &MeasurementScale) -> Vec<Measurement> {
-    let b = g.b;
-    let mut out = Vec::new();
-    let rows: Vec<(u32, u32)> = (b[1]..b[3])
-        .map(|y| {
-            let width = (b[0]..b[2]).filter(|&x| g.on(x, y)).count() as u32;
-            (y, width)
-        })
-        .collect();
-    let widest = rows.iter().map(|r| r.1).max().unwrap_or(0);
-    let body: Vec<u32> = rows
-        .iter()
-        .filter(|r| f64::from(r.1) >= f64::from(widest) * 0.7)
-        .map(|r| r.0)
-        .collect();
-    let (Some(&top), Some(&bottom)) = (body.first(), body.last()) else {
-        return out;
-    };
-    let mid = (top + bottom) / 2;
-    out.extend(g.width_at("width", mid, scale));
-    let cx = f64::from(g.cx()) + 0.5;
-    out.push(g.measurement(
-        "height",
-        [cx, f64::from(top)],
-        [cx, f64::from(bottom + 1)],
-        scale,
-    ));
-    if top > b[1] && (top - b[1]) * 20 > b[3] - b[1] {
-        out.push(g.measurement(
-            "handle_drop",
-            [cx, f64::from(b[1])],
-            [cx, f64::from(top)],
-            scale,
-        ));
-    }
-    out
-}
-
-/// Detail regions: square windows over the product scored by edge density inside the
-/// silhouette (its outline excluded, which is everywhere and says nothing), named by place.
-pub(crate) fn detail_regions(
-    seg: &Segmentation,
-    wbox: [u32; 4],
-    category: ProductCategory,
-) -> Vec<DetailRegion> {
-    let mask = &seg.mask;
-    let (w, h) = mask.dimensions();
-    let gray = image::imageops::grayscale(&seg.working);
-    let grad = imageproc::gradients::sobel_gradients(&gray);
-    // Inside the silhouette, away from its edge by a few pixels.
-    let inner = imageproc::morphology::erode(mask, Norm::LInf, 3);
-    // Integral images of edge strength and of product coverage make every window O(1).
-    let edge = |x: u32, y: u32| -> f64 {
-        if inner.get_pixel(x, y).0[0] > 0 {
-            f64::from(grad.get_pixel(x, y).0[0]).min(1020.0)
-        } else {
-            0.0
-        }
-    };
-    let iedge = Integral::new(w, h, edge);
-    let icover = Integral::new(w, h, |x, y| {
-        f64::from(u8::from(mask.get_pixel(x, y).0[0] > 0))
-    });
-    let iinner = Integral::new(w, h, |x, y| {
-        f64::from(u8::from(inner.get_pixel(x, y).0[0] > 0))
-    });
-
-    let (bx0, by0, bx1, by1) = (wbox[0], wbox[1], wbox[2], wbox[3]);
-    let (bw, bh) = (bx1 - bx0, by1 - by0);
-    let side = ((bw.max(bh) as f64 * 0.26).round() as u32).clamp(8, w.min(h));
-    let stride = (side / 4).max(1);
-    let mut windows: Vec<([u32; 4], f64)> = Vec::new();
-    let mut y = by0.min(h - side);
-    while y + side <= by1.max(y + side).min(h) {
-        let mut x = bx0.min(w - side);
-        while x + side <= bx1.max(x + side).min(w) {
-            let r = [x, y, x + side, y + side];
-            let area = f64::from(side * side);
-            let cover = icover.sum(r) / area;
-            let inner_px = iinner.sum(r);
-            if cover >= MIN_WINDOW_COVERAGE && inner_px > 0.0 {
-                // Mean edge strength over the product inside the window; Sobel magnitudes run
-                // to ~1000 on a hard black/white edge.
-                let density = iedge.sum(r) / inner_px / 1020.0;
-                windows.push((r, density));
-            }
-            if x + side >= bx1 {
-                break;
-            }
-            x += stride;
-        }
-        if y + side >= by1 {
-            break;
-        }
-        y += stride;
-    }
-    // Best first; ties broken by position so the order never depends on float noise alone.
-    windows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut chosen: Vec<([u32; 4], f64)> = Vec::new();
-    for (r, s) in windows {
-        if chosen.iter().all(|(c, _)| !intersects(*c, r)) {
-            chosen.push((r, s));
-        }
-        if chosen.len() >= 12 {
-            break;
-        }
-    }
-    // "Busy" is relative to this product: a print stands out against its own fabric.
-    let mut densities: Vec<f64> = chosen.iter().map(|c| c.1).collect();
-    densities.sort_by(f64::total_cmp);
-    let median = densities.get(densities.len() / 2).copied().unwrap_or(0.0);
-    let mut used: Vec<String> = Vec::new();
-    chosen
-        .into_iter()
-        .map(|(r, density)| {
-            let u = (f64::from(r[0] + r[2]) / 2.0 - f64::from(bx0)) / f64::from(bw.max(1));
-            let v = (f64::from(r[1] + r[3]) / 2.0 - f64::from(by0)) / f64::from(bh.max(1));
-            let busy = (density >= median * 1.5 && density > 0.01) || density > 0.05;
-            let base = place_name(category, u, v, busy, seg, wbox);
-            let mut name = base.to_string();
-            let mut n = 2;
-            while used.contains(&name) {
-                name = format!("{base} {n}");
-                n += 1;
-            }
-            used.push(name.clone());
-            // Edge density of a printed logo is ~0.1–0.2; map it onto 0..1 smoothly.
-            let score = round4(1.0 - (-density * 12.0).exp());
-            DetailRegion {
-                name,
-                bbox: to_input_box_nearest(r, seg),
-                score,
-            }
-        })
-        .collect()
-}
-
-fn intersects(a: [u32; 4], b: [u32; 4]) -> bool {
-    a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
-}
-
-/// A name by place on the product (u, v in 0..1 of the box) and category.
-fn place_name(
-    category: ProductCategory,
-    u: f64,
-    v: f64,
-    busy: bool,
-    seg: &Segmentation,
-    wbox: [u32; 4],
-) -> &'static str {
-    let central = (0.3..=0.7).contains(&u);
-    let left = u < 0.5;
-    match category {
-        ProductCategory::Apparel => match (v, central) {
-            (v, true) if v < 0.22 => "collar",
-            (v, false) if v < 0.3 => {
-                if left {
-                    "left shoulder"
-                } else {
-                    "right shoulder"
-                }
-            }
-            (v, _) if v > 0.8 && central => "hem",
-            (_, false) if !(0.2..=0.8).contains(&u) && v > 0.6 => {
-                if left {
-                    "left cuff"
-                } else {
-                    "right cuff"
-                }
-            }
-            (_, false) if !(0.2..=0.8).contains(&u) => {
-                if left {
-                    "left sleeve"
-                } else {
-                    "right sleeve"
-                }
-            }
-            (v, _) if busy && v < 0.6 => "logo/print",
-            (v, _) if v >= 0.6 => "pocket",
-            _ => "chest",
-        },
-        ProductCategory::Footwear => {
-            let heel_left = heel_on_left(seg, wbox);
-            if v > 0.75 {
-                "sole"
-            } else if u < 0.25 {
-                if heel_left { "heel" } else { "toe" }
-            } else if u > 0.75 {
-                if heel_left { "toe" } else { "heel" }
-            } else if v < 0.45 {
-                "lacing"
-            } else if busy {
-                "logo"
-            } else {
-                "side panel"
-            }
-        }
-        ProductCategory::Bags => {
-            if v < 0.25 {
-                "handle"
-            } else if busy {
-                "logo/print"
-            } else if v < 0.4 {
-                "opening"
-            } else if v > 0.85 {
-                "base"
-            } else if !central {
-                if left {
-                    "left side seam"
-                } else {
-                    "right side seam"
-                }
-            } else {
-                "front panel"
-            }
-        }
-        ProductCategory::Accessories => {
-            if v < 0.3 && central {
-                "crown"
-            } else if v > 0.65 {
-                "brim"
-            } else if busy {
-                "logo/embroidery"
-            } else if left {
-                "left panel"
-            } else {
-                "right panel"
-            }
-        }
-        ProductCategory::Home => {
-            if v < 0.2 {
-                "rim"
-            } else if v > 0.85 {
-                "base"
-            } else if !(0.15..=0.85).contains(&u) {
-                "handle"
-            } else if busy {
-                "print"
-            } else {
-                "body"
-            }
-        }
-        ProductCategory::Other => {
-            if busy && central {
-                "detail"
-            } else if v < 0.33 {
-                "top"
-            } else if v > 0.67 {
-                "bottom"
-            } else if left {
-                "left side"
-            } else {
-                "right side"
-            }
-        }
-    }
-}
-
-/// Whether the taller end of a side view (the heel) is on the left.
-fn heel_on_left(seg: &Segmentation, b: [u32; 4]) -> bool {
-    let g = Geometry::new(&seg.mask, b, seg.scale);
-    let bw = b[2] - b[0];
-    let height = |range: std::ops::Range<u32>| {
-        range
-            .filter_map(|x| g.column_extent(x).map(|(t, bo)| bo - t))
-            .max()
-            .unwrap_or(0)
-    };
-    height(b[0]..b[0] + bw / 5) >= height(b[2] - bw / 5..b[2])
-}
-
-/// Summed-area table.
-struct Integral {
-    w: usize,
-    data: Vec<f64>,
-}
-
-impl Integral {
-    fn new(w: u32, h: u32, f: impl Fn(u32, u32) -> f64) -> Self {
-        let (wu, hu) = (w as usize, h as usize);
-        let mut data = vec![0f64; (wu + 1) * (hu + 1)];
-        for y in 0..hu {
-            let mut row = 0.0;
-            for x in 0..wu {
-                row += f(x as u32, y as u32);
-                data[(y + 1) * (wu + 1) + x + 1] = data[y * (wu + 1) + x + 1] + row;
-            }
-        }
-        Self { w: wu, data }
-    }
-
-    fn sum(&self, r: [u32; 4]) -> f64 {
-        let s = self.w + 1;
-        let (x0, y0, x1, y1) = (r[0] as usize, r[1] as usize, r[2] as usize, r[3] as usize);
-        self.data[y1 * s + x1] - self.data[y0 * s + x1] - self.data[y1 * s + x0]
-            + self.data[y0 * s + x0]
-    }
-}
-
 fn confidence(
     seg: &Segmentation,
     area_share: f64,
     scale: &MeasurementScale,
     colors: &[ColorShare],
+    detection: &crate::CategoryDetection,
+    lm: &landmarks::Landmarks,
 ) -> Confidence {
     let q = &seg.quality;
     let mut reasons = Vec::new();
@@ -888,6 +532,48 @@ fn confidence(
         score -= 0.1;
         reasons.push("No dominant colour could be measured.".into());
     }
+    match detection.source {
+        CategorySource::Detected | CategorySource::Refined => {
+            let lead = detection
+                .features
+                .first()
+                .map(|f| format!(": {}", f.note))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "The category {} was detected from the silhouette's shape (confidence {:.2}){lead}.",
+                detection.detected, detection.confidence
+            ));
+            if detection.confidence < 0.5 {
+                score -= 0.15;
+                reasons.push(
+                    "The category is uncertain: give it with the photo if it is wrong.".into(),
+                );
+            }
+        }
+        CategorySource::Request => {
+            if !detection.requested.includes(detection.detected)
+                && detection.detected != ProductCategory::Other
+                && detection.confidence >= 0.6
+            {
+                reasons.push(format!(
+                    "The photo was analysed as {} as asked, though its shape looks like {} (confidence {:.2}).",
+                    detection.requested, detection.detected, detection.confidence
+                ));
+            }
+        }
+    }
+    if !q.from_alpha && q.edge_held_share > 0.5 {
+        reasons.push(format!(
+            "The product is close in colour to its background ({:.0} % of it held by its outline's edge alone).",
+            q.edge_held_share * 100.0
+        ));
+    }
+    for missing in &lm.missing {
+        reasons.push(format!("Not measured: {missing}."));
+    }
+    if !lm.missing.is_empty() {
+        score -= 0.05;
+    }
     Confidence {
         score: round4(score.clamp(0.05, 1.0)),
         reasons,
@@ -895,7 +581,8 @@ fn confidence(
 }
 
 fn describe(
-    input: &AnalyzeInput<'_>,
+    category: ProductCategory,
+    view: &str,
     colors: &[ColorShare],
     points: &[Measurement],
     scale: &MeasurementScale,
@@ -910,15 +597,12 @@ fn describe(
         ScaleSource::Reference => "from the reference",
         _ => "at the category's default scale",
     };
-    format!(
-        "{colour} {} product, {} view{size} ({how})",
-        input.category, input.view
-    )
+    format!("{colour} {category} product, {view} view{size} ({how})")
 }
 
-/// Marks the working-pixel box `r` on a mask-sized image (used by tests and debugging views).
+/// Marks the working-pixel box `r` on a mask-sized image (used by tests).
 #[cfg(test)]
-pub(crate) fn paint_box(img: &mut GrayImage, r: [u32; 4]) {
+pub(crate) fn paint_box(img: &mut image::GrayImage, r: [u32; 4]) {
     use image::Luma;
     for y in r[1]..r[3] {
         for x in r[0]..r[2] {
@@ -945,6 +629,10 @@ mod tests {
         let (side, cm) = parse_reference("height=10in").unwrap();
         assert_eq!(side, Side::Height);
         assert!((cm - 25.4).abs() < 1e-9);
+        assert_eq!(
+            parse_reference("body_length=72cm").unwrap(),
+            (Side::Pom("body_length"), 72.0)
+        );
         for bad in [
             "70cm",
             "depth=3cm",
@@ -961,12 +649,12 @@ mod tests {
 
     #[test]
     fn symmetry_of_a_centred_rectangle_is_one() {
-        let mut m = GrayImage::new(50, 40);
+        let mut m = image::GrayImage::new(50, 40);
         paint_box(&mut m, [10, 5, 40, 35]);
-        assert!((symmetry(&m, [10, 5, 40, 35]) - 1.0).abs() < 1e-9);
-        let mut l = GrayImage::new(50, 40);
+        assert!((Shape::new(&m).symmetry - 1.0).abs() < 1e-9);
+        let mut l = image::GrayImage::new(50, 40);
         paint_box(&mut l, [10, 5, 40, 35]);
         paint_box(&mut l, [0, 5, 10, 10]);
-        assert!(symmetry(&l, [0, 5, 40, 35]) < 0.95);
+        assert!(Shape::new(&l).symmetry < 0.95);
     }
 }

@@ -1,57 +1,49 @@
-//! Decoding a photo safely and separating the product from its background.
+//! Separating the product from its background, on a downscaled working copy of the decoded
+//! photo (see `decode.rs`).
 //!
-//! This is the contract between the analysis/close-up code and the sketch code: both start
-//! from one [`Segmentation`].
+//! This is the contract between the analysis, close-up and sketch code: all three start from
+//! one [`Segmentation`], computed once per photo and shared through the provider's cache.
 //!
-//! Decoding refuses what is not a usable photo (unknown format, truncated data, tiny images,
-//! declared sizes beyond [`MAX_SIDE`] or [`MAX_PIXELS`]) before allocating pixels, so a
-//! decompression bomb costs a header read, not memory.
+//! 1. A background colour model from the border band (k-means in CIELAB, since a studio
+//!    backdrop is one colour but a busy one is many), and each pixel's distance to it.
+//! 2. On a plain backdrop, the background is *flooded* from the frame's border through pixels
+//!    that look like backdrop and carry no edge. Colour alone fails on light-on-light and
+//!    dark-on-dark products (a white tee on white differs by a few ΔE), but their outline is
+//!    still an edge: the flood stops there, and everything it cannot reach is product — so a
+//!    print the colour of the backdrop stays inside the silhouette instead of becoming a hole.
+//!    The edge barrier is widened by a pixel to close hairline gaps, then the rim is restored.
+//! 3. Regions the flood could not reach that *are* backdrop seen through the product (the
+//!    loop of a bag's handle, the gap between an arm and the body) are recognised by looking
+//!    exactly like the backdrop while being separated from the outside only by a thin band of
+//!    product (a strap), unlike a print, which sits deep inside; they are put back.
+//! 4. On a busy background, a GrabCut-like refinement instead: foreground and background
+//!    colour models re-estimated from the current mask, pixels reassigned by which model
+//!    explains them better, the decision smoothed spatially.
+//! 5. Morphological clean-up and the largest connected component (and any of comparable size).
 //!
-//! Segmentation works on a downscaled working copy:
-//! 1. a background colour model from the border band (k-means in CIELAB, since a studio
-//!    backdrop is one colour but a busy one is many);
-//! 2. a distance-to-background map, thresholded just above the backdrop's own noise;
-//! 3. on busy backgrounds, a GrabCut-like refinement: foreground and background colour models
-//!    re-estimated from the current mask, pixels reassigned by which model explains them
-//!    better, the decision smoothed spatially (a cheap stand-in for the graph-cut's
-//!    pairwise term);
-//! 4. morphological clean-up, the largest connected component (and any of comparable size),
-//!    small holes filled (prints the colour of the backdrop), large background-coloured holes
-//!    kept (the loop of a bag handle).
-//!
-//! A PNG with real transparency needs none of this: its alpha channel is the silhouette.
+//! A photo with real transparency needs none of this: its alpha channel is the silhouette.
 
-use std::io::Cursor;
-
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
-use image::{DynamicImage, GrayImage, ImageReader, Limits, Luma, RgbImage};
+use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::region_labelling::{Connectivity, connected_components};
 
 use super::color::{LabF, delta_e2, image_to_lab};
+use super::decode::{DecodedPhoto, resize_gray, resize_rgb};
 use crate::GenerateError;
 
-/// Longest accepted side of an input image, in pixels.
-pub(crate) const MAX_SIDE: u32 = 16_384;
-/// Most pixels accepted in one input image (a 20 000 × 20 000 image is refused).
-pub(crate) const MAX_PIXELS: u64 = 50_000_000;
-/// Memory the decoder may allocate.
-const MAX_ALLOC: u64 = 512 * 1024 * 1024;
-/// Shortest accepted side: below this there is no product to see.
-pub(crate) const MIN_SIDE: u32 = 16;
 /// Default long side of the working copy.
 pub(crate) const DEFAULT_WORKING_LONG_SIDE: u32 = 768;
 /// Seed for every k-means run here, so the same photo always gives the same mask.
 const SEED: u64 = 0x7ec4_9ac8;
 
-/// A decoded photo, its working copy and the product's silhouette.
+/// A photo's working copy and the product's silhouette.
 #[derive(Debug, Clone)]
 pub(crate) struct Segmentation {
     /// The photo downscaled to the working size (RGB, alpha composited on white).
     pub working: RgbImage,
     /// The product's silhouette: 255 = product, 0 = background; same size as `working`.
     pub mask: GrayImage,
-    /// Width and height of the input image.
+    /// Width and height of the input image (the decoded, oriented photo).
     pub input_size: (u32, u32),
     /// Input pixels per working pixel (≥ 1).
     pub scale: f64,
@@ -74,36 +66,57 @@ pub(crate) struct SegmentQuality {
     pub nothing_found: bool,
     /// The product touches the frame's edge on this many sides (0–4).
     pub touching_sides: u8,
+    /// Share of the product's pixels that only the edge barrier kept (their colour is within
+    /// reach of the backdrop's): high for light-on-light and dark-on-dark products.
+    pub edge_held_share: f64,
+    /// See-through openings put back as background (handle loops, gaps by the arms).
+    pub openings: usize,
+    /// Enclosed regions exactly the backdrop's colour that were kept as product because
+    /// nothing in the outline says whether they are a print of that colour or the backdrop
+    /// seen through a gap (between an arm lying on the body and the body, say). Landmark
+    /// finders may read them as gaps where their shape and place say so.
+    pub backdrop_islands: Vec<Island>,
 }
 
-/// Decodes `bytes` and segments the product at the default working size.
-// The agreed entry point for the sketch code and tests; the provider itself passes its
-// configured working size to `decode_and_segment_with`.
-#[allow(dead_code)]
-pub(crate) fn decode_and_segment(bytes: &[u8]) -> Result<Segmentation, GenerateError> {
-    decode_and_segment_with(bytes, DEFAULT_WORKING_LONG_SIDE)
+/// An enclosed, backdrop-coloured region kept as product (see
+/// [`SegmentQuality::backdrop_islands`]), in working pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Island {
+    /// Its box, ends exclusive.
+    pub bbox: [u32; 4],
+    /// Its pixels.
+    pub area: usize,
+    /// Its highest pixel.
+    pub top: [f64; 2],
+    /// Its lowest pixel.
+    pub bottom: [f64; 2],
 }
 
-/// Decodes `bytes` and segments the product on a copy whose long side is at most
-/// `working_long_side` pixels.
-pub(crate) fn decode_and_segment_with(
-    bytes: &[u8],
+/// Segments a decoded photo on a copy whose long side is at most `working_long_side`.
+pub(crate) fn segment_photo(
+    photo: &DecodedPhoto,
     working_long_side: u32,
 ) -> Result<Segmentation, GenerateError> {
-    let decoded = decode(bytes)?;
-    let input_size = (decoded.width(), decoded.height());
-    let (rgb, alpha) = split_alpha(decoded);
+    let input_size = photo.rgb.dimensions();
     let working_long_side = working_long_side.max(64);
     let long = input_size.0.max(input_size.1);
     let (working, alpha, scale) = if long > working_long_side {
-        let s = working_long_side as f64 / long as f64;
-        let w = ((input_size.0 as f64 * s).round() as u32).max(1);
-        let h = ((input_size.1 as f64 * s).round() as u32).max(1);
-        let working = resize_rgb(&rgb, w, h)?;
-        let alpha = alpha.map(|a| resize_gray(&a, w, h)).transpose()?;
-        (working, alpha, long as f64 / working_long_side as f64)
+        let s = f64::from(working_long_side) / f64::from(long);
+        let w = ((f64::from(input_size.0) * s).round() as u32).max(1);
+        let h = ((f64::from(input_size.1) * s).round() as u32).max(1);
+        let working = resize_rgb(&photo.rgb, w, h)?;
+        let alpha = photo
+            .alpha
+            .as_ref()
+            .map(|a| resize_gray(a, w, h))
+            .transpose()?;
+        (
+            working,
+            alpha,
+            f64::from(long) / f64::from(working_long_side),
+        )
     } else {
-        (rgb, alpha, 1.0)
+        (photo.rgb.clone(), photo.alpha.clone(), 1.0)
     };
     let (mask, quality) = match alpha {
         Some(alpha) => mask_from_alpha(&alpha),
@@ -118,140 +131,21 @@ pub(crate) fn decode_and_segment_with(
     })
 }
 
-/// Decodes with size checks done on the header, before any pixel buffer exists.
-pub(crate) fn decode(bytes: &[u8]) -> Result<DynamicImage, GenerateError> {
-    let reader = |bytes| {
-        let mut reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| GenerateError::BadInput(format!("cannot read the image: {e}")))?;
-        if reader.format().is_none() {
-            return Err(GenerateError::BadInput(
-                "not an image: the data matches no supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
-                    .into(),
-            ));
-        }
-        let mut limits = Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
-        limits.max_alloc = Some(MAX_ALLOC);
-        reader.limits(limits);
-        Ok(reader)
-    };
-    let (w, h) = reader(bytes)?
-        .into_dimensions()
-        .map_err(|e| image_error("cannot read the image header", e))?;
-    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(GenerateError::BadInput(format!(
-            "image too large: {w}×{h} pixels declared; the limit is {MAX_SIDE} px per side and {} megapixels",
-            MAX_PIXELS / 1_000_000
-        )));
-    }
-    if w < MIN_SIDE || h < MIN_SIDE {
-        return Err(GenerateError::BadInput(format!(
-            "image too small: {w}×{h} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed to see a product"
-        )));
-    }
-    if is_truncated_jpeg(bytes) {
-        return Err(GenerateError::BadInput(
-            "truncated JPEG: the file ends before its end-of-image marker".into(),
-        ));
-    }
-    reader(bytes)?
-        .decode()
-        .map_err(|e| image_error("cannot decode the image", e))
+/// Decodes `bytes` and segments the product at the default sizes (tests use it).
+#[cfg(test)]
+pub(crate) fn decode_and_segment(bytes: &[u8]) -> Result<Segmentation, GenerateError> {
+    let photo = super::decode::decode_photo(bytes, super::decode::DEFAULT_MAX_LONG_SIDE)?;
+    segment_photo(&photo, DEFAULT_WORKING_LONG_SIDE)
 }
 
-/// The JPEG decoder fills a cut-off scan with grey rather than failing, which would analyse a
-/// half-grey photo as if it were real; a JPEG must end with its EOI marker (0xFFD9), allowing
-/// for the few bytes of padding some encoders append.
-fn is_truncated_jpeg(bytes: &[u8]) -> bool {
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return false;
-    }
-    let tail = &bytes[bytes.len().saturating_sub(64)..];
-    !tail.windows(2).any(|w| w == [0xFF, 0xD9])
-}
-
-fn image_error(context: &str, e: image::ImageError) -> GenerateError {
-    use image::ImageError;
-    let what = match &e {
-        ImageError::Limits(_) => "image too large for the decoder's memory limit",
-        ImageError::Unsupported(_) => "unsupported image format or feature",
-        ImageError::Decoding(_) => "corrupt or truncated image data",
-        ImageError::IoError(_) => "truncated or unreadable image data",
-        ImageError::Parameter(_) | ImageError::Encoding(_) => "invalid image",
-    };
-    GenerateError::BadInput(format!("{context}: {what} ({e})"))
-}
-
-/// RGB composited on white, plus the alpha channel when it carries real transparency.
-fn split_alpha(img: DynamicImage) -> (RgbImage, Option<GrayImage>) {
-    if !img.color().has_alpha() {
-        return (img.into_rgb8(), None);
-    }
-    let rgba = img.into_rgba8();
-    let (w, h) = rgba.dimensions();
-    let mut rgb = RgbImage::new(w, h);
-    let mut alpha = GrayImage::new(w, h);
-    let mut transparent = 0u64;
-    for ((src, dst), a) in rgba.pixels().zip(rgb.pixels_mut()).zip(alpha.pixels_mut()) {
-        let [r, g, b, al] = src.0;
-        let blend = |c: u8| {
-            ((u32::from(c) * u32::from(al) + 255 * (255 - u32::from(al)) + 127) / 255) as u8
-        };
-        dst.0 = [blend(r), blend(g), blend(b)];
-        a.0 = [al];
-        if al < 128 {
-            transparent += 1;
-        }
-    }
-    let total = u64::from(w) * u64::from(h);
-    // An alpha channel that is all opaque (or all clear) says nothing about the product.
-    let useful = transparent * 100 >= total && transparent * 100 <= total * 99;
-    (rgb, useful.then_some(alpha))
-}
-
-fn resize_rgb(img: &RgbImage, w: u32, h: u32) -> Result<RgbImage, GenerateError> {
-    let buf = resize_raw(
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        w,
-        h,
-        PixelType::U8x3,
-    )?;
-    RgbImage::from_raw(w, h, buf).ok_or_else(|| internal("resize produced a wrong-sized buffer"))
-}
-
-fn resize_gray(img: &GrayImage, w: u32, h: u32) -> Result<GrayImage, GenerateError> {
-    let buf = resize_raw(img.as_raw(), img.width(), img.height(), w, h, PixelType::U8)?;
-    GrayImage::from_raw(w, h, buf).ok_or_else(|| internal("resize produced a wrong-sized buffer"))
-}
-
-/// Downscales with a Lanczos3 convolution (fast_image_resize's SIMD path).
-fn resize_raw(
-    src: &[u8],
-    sw: u32,
-    sh: u32,
-    dw: u32,
-    dh: u32,
-    pixel: PixelType,
-) -> Result<Vec<u8>, GenerateError> {
-    let src = fast_image_resize::images::ImageRef::new(sw, sh, src, pixel)
-        .map_err(|e| internal(&format!("resize source: {e}")))?;
-    let mut dst = Image::new(dw, dh, pixel);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
-        )
-        .map_err(|e| internal(&format!("resize: {e}")))?;
-    Ok(dst.into_vec())
-}
-
-fn internal(msg: &str) -> GenerateError {
-    GenerateError::InvalidAnswer(format!("local image processing failed: {msg}"))
+/// Decodes `bytes` and segments on a copy whose long side is at most `working_long_side`.
+#[cfg(test)]
+pub(crate) fn decode_and_segment_with(
+    bytes: &[u8],
+    working_long_side: u32,
+) -> Result<Segmentation, GenerateError> {
+    let photo = super::decode::decode_photo(bytes, super::decode::DEFAULT_MAX_LONG_SIDE)?;
+    segment_photo(&photo, working_long_side)
 }
 
 fn mask_from_alpha(alpha: &GrayImage) -> (GrayImage, SegmentQuality) {
@@ -269,11 +163,14 @@ fn mask_from_alpha(alpha: &GrayImage) -> (GrayImage, SegmentQuality) {
             contrast: 100.0,
             nothing_found: false,
             touching_sides,
+            edge_held_share: 0.0,
+            openings: 0,
+            backdrop_islands: Vec::new(),
         },
     )
 }
 
-/// The colour-model segmentation described in the module docs.
+/// The segmentation described in the module docs.
 fn segment(working: &RgbImage) -> (GrayImage, SegmentQuality) {
     let (w, h) = working.dimensions();
     let n = (w * h) as usize;
@@ -290,47 +187,34 @@ fn segment(working: &RgbImage) -> (GrayImage, SegmentQuality) {
 
     let k = if busy { 12 } else { 4 };
     let bg_model = kmeans(&subsample(&border_lab, 8_000), k);
-    let dist2: Vec<f32> = lab.iter().map(|p| nearest2(p, &bg_model)).collect();
+    let dist: Vec<f32> = lab.iter().map(|p| nearest2(p, &bg_model).sqrt()).collect();
 
     // The backdrop's own noise, measured on the band, sets the threshold: a product pixel must
     // stand further from every backdrop colour than nearly all backdrop pixels do.
-    let mut border_d: Vec<f32> = border.iter().map(|&i| dist2[i].sqrt()).collect();
+    let mut border_d: Vec<f32> = border.iter().map(|&i| dist[i]).collect();
     border_d.sort_by(f32::total_cmp);
     let noise = quantile(&border_d, 0.97);
     let threshold = (noise * 1.6).max(5.0);
-    let t2 = threshold * threshold;
-    let mut fg: Vec<bool> = dist2.iter().map(|&d| d > t2).collect();
-    // A threshold just above the backdrop's noise also takes the blended rim pixels of a
-    // high-contrast product, growing it by a pixel all round. Where the product stands far
-    // from the backdrop, cut halfway instead (as an alpha ≥ 50 % silhouette does).
-    let mut product_d: Vec<f32> = (0..n).filter(|&i| fg[i]).map(|i| dist2[i].sqrt()).collect();
-    if !busy && product_d.len() > n / 500 {
-        product_d.sort_by(f32::total_cmp);
-        let half = 0.5 * quantile(&product_d, 0.25);
-        if half > threshold {
-            let h2 = half * half;
-            fg = dist2.iter().map(|&d| d > h2).collect();
-        }
-    }
 
-    if busy {
+    let (mut mask, edge_held_share, openings, backdrop_islands) = if busy {
+        let mut fg: Vec<bool> = dist.iter().map(|&d| d > threshold).collect();
         refine_busy(&lab, w, h, band, &mut fg);
-    }
-
-    let mut mask = GrayImage::from_fn(w, h, |x, y| {
-        Luma([if fg[(y * w + x) as usize] { 255 } else { 0 }])
-    });
-    let r = (w.max(h) / 300).clamp(1, 4) as u8;
-    mask = imageproc::morphology::open(&mask, Norm::LInf, r);
-    mask = imageproc::morphology::close(&mask, Norm::LInf, r + 1);
-    keep_main_components(&mut mask);
-    fill_small_holes(&mut mask, 0.05);
+        let mut mask = mask_from_bools(&fg, w, h);
+        let r = (w.max(h) / 300).clamp(1, 4) as u8;
+        mask = imageproc::morphology::open(&mask, Norm::LInf, r);
+        mask = imageproc::morphology::close(&mask, Norm::LInf, r + 1);
+        keep_main_components(&mut mask);
+        fill_small_holes(&mut mask, 0.05);
+        (mask, 0.0, 0, Vec::new())
+    } else {
+        flood_segment(&lab, &bg_model, &dist, w, h, &border, threshold)
+    };
 
     let product: Vec<f32> = mask
         .pixels()
-        .zip(dist2.iter())
+        .zip(dist.iter())
         .filter(|(m, _)| m.0[0] > 0)
-        .map(|(_, d)| d.sqrt())
+        .map(|(_, d)| *d)
         .collect();
     let area = product.len();
     let nothing_found = area < n / 500;
@@ -359,8 +243,344 @@ fn segment(working: &RgbImage) -> (GrayImage, SegmentQuality) {
             contrast,
             nothing_found,
             touching_sides,
+            edge_held_share,
+            openings,
+            backdrop_islands,
         },
     )
+}
+
+fn mask_from_bools(fg: &[bool], w: u32, h: u32) -> GrayImage {
+    GrayImage::from_fn(w, h, |x, y| {
+        Luma([if fg[(y * w + x) as usize] { 255 } else { 0 }])
+    })
+}
+
+/// Colour gradient magnitude in ΔE per pixel (central differences of the Lab image).
+fn lab_gradient(lab: &[LabF], w: u32, h: u32) -> Vec<f32> {
+    let (w, h) = (w as usize, h as usize);
+    let mut out = vec![0f32; w * h];
+    for y in 0..h {
+        let (ya, yb) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        for x in 0..w {
+            let (xa, xb) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            let gx = delta_e2(&lab[y * w + xb], &lab[y * w + xa]);
+            let gy = delta_e2(&lab[yb * w + x], &lab[ya * w + x]);
+            out[y * w + x] = (gx + gy).sqrt() * 0.5;
+        }
+    }
+    out
+}
+
+/// The edge-aware background flood of the module docs (plain backdrops). Returns the mask,
+/// the share of product pixels only the edge barrier kept, the openings put back and the
+/// backdrop-coloured islands kept.
+fn flood_segment(
+    lab: &[LabF],
+    bg_model: &[LabF],
+    dist: &[f32],
+    w: u32,
+    h: u32,
+    border: &[usize],
+    threshold: f32,
+) -> (GrayImage, f64, usize, Vec<Island>) {
+    let n = (w * h) as usize;
+    let (wu, hu) = (w as usize, h as usize);
+    let mut islands = Vec::new();
+    let grad = lab_gradient(lab, w, h);
+    let mut border_g: Vec<f32> = border.iter().map(|&i| grad[i]).collect();
+    border_g.sort_by(f32::total_cmp);
+    // An edge is a colour change steeper than the backdrop's own (its grain, its JPEG noise,
+    // the slow light fall-off of a sweep), with a floor of 1 ΔE per pixel: soft shadows fade
+    // at about half that, while a product's outline — even a white tee's on white — rises to
+    // several ΔE per pixel.
+    let edge = (quantile(&border_g, 0.99) * 2.0).max(1.0);
+    let on_edge: Vec<bool> = grad.iter().map(|&g| g >= edge).collect();
+    // The wall is the edges widened by about 1 % of the image, so the flood cannot slip
+    // through a gap where an outline fades for a few pixels; what the widening takes from
+    // the background is given back below, only where no edge stands.
+    let r = ((w.max(h) as f64 / 150.0).round() as usize).clamp(2, 12);
+    let wall = dilate_bools(&on_edge, wu, hu, r);
+    let passable: Vec<bool> = wall.iter().map(|w| !w).collect();
+    let mut reached = vec![false; n];
+    let mut queue: std::collections::VecDeque<usize> = border
+        .iter()
+        .copied()
+        .filter(|&i| passable[i] && dist[i] < threshold)
+        .collect();
+    for &i in &queue {
+        reached[i] = true;
+    }
+    flood(&mut queue, &mut reached, &passable, wu, hu);
+    for _ in 0..=r {
+        let grow: Vec<usize> = (0..n)
+            .filter(|&i| !reached[i] && !on_edge[i] && neighbours4(i, wu, hu).any(|j| reached[j]))
+            .collect();
+        for i in grow {
+            reached[i] = true;
+        }
+    }
+
+    // Regions the flood could not reach but that carry no edge: backdrop seen through the
+    // product, or product (a light fabric's body, a print the backdrop's colour)?
+    let mut openings = 0usize;
+    let product_area = reached.iter().filter(|r| !**r).count();
+    let mut enclosed = GrayImage::new(w, h);
+    for i in 0..n {
+        if !reached[i] && !on_edge[i] {
+            enclosed.put_pixel((i % wu) as u32, (i / wu) as u32, Luma([255]));
+        }
+    }
+    let labels = connected_components(&enclosed, Connectivity::Four, Luma([0u8]));
+    let mut comps: Vec<Vec<usize>> = Vec::new();
+    for (i, l) in labels.pixels().enumerate() {
+        let l = l.0[0] as usize;
+        if l == 0 {
+            continue;
+        }
+        if comps.len() < l {
+            comps.resize(l, Vec::new());
+        }
+        comps[l - 1].push(i);
+    }
+    if !comps.is_empty() {
+        // Which enclosed pixels the outside reaches when only real edges stop it (the wall
+        // not widened): a gap under an arm opens to the outside through a passage the widened
+        // wall closed; a print is closed off by its own edge.
+        let mut open_to_outside = reached.clone();
+        let mut queue: std::collections::VecDeque<usize> = (0..n).filter(|&i| reached[i]).collect();
+        let thin_passable: Vec<bool> = on_edge.iter().map(|e| !e).collect();
+        flood(&mut queue, &mut open_to_outside, &thin_passable, wu, hu);
+        // Distance (L∞, capped at 255) from every pixel to the reached background.
+        let mut outside = GrayImage::new(w, h);
+        for (i, r) in reached.iter().enumerate() {
+            if *r {
+                outside.put_pixel((i % wu) as u32, (i / wu) as u32, Luma([255]));
+            }
+        }
+        let to_outside = imageproc::distance_transform::distance_transform(&outside, Norm::LInf);
+        let min_area = (product_area / 1000).max(12);
+        for comp in &comps {
+            let area = comp.len();
+            // An opening is smaller than the product around it, and it *is* the backdrop.
+            if area < min_area || area * 2 > product_area.saturating_sub(area) {
+                if std::env::var_os("TECHPACK_DEBUG_SEG").is_some() && area >= 50 {
+                    let i0 = comp[0];
+                    eprintln!(
+                        "skipped comp at ({},{}) area {area} (min {min_area})",
+                        i0 % wu,
+                        i0 / wu
+                    );
+                }
+                continue;
+            }
+            // Most of it is the backdrop itself; the rest is the shadow the product casts into
+            // the opening.
+            let backdrop_like = comp.iter().filter(|&&i| dist[i] < threshold).count();
+            if backdrop_like * 10 < area * 6 {
+                continue;
+            }
+            // A strap or an arm separates it from the outside; a print sits deep inside.
+            let separation = comp
+                .iter()
+                .map(|&i| to_outside.get_pixel((i % wu) as u32, (i / wu) as u32).0[0])
+                .min()
+                .unwrap_or(255);
+            let limit = ((area as f64).sqrt() * 0.5).max(3.0);
+            let opens = comp.iter().any(|&i| open_to_outside[i]);
+            if std::env::var_os("TECHPACK_DEBUG_SEG").is_some() {
+                let i0 = comp[0];
+                eprintln!(
+                    "enclosed comp at ({},{}) area {area} backdrop {backdrop_like} sep {separation} limit {limit:.1} opens {opens}",
+                    i0 % wu,
+                    i0 / wu
+                );
+            }
+            if f64::from(separation) <= limit || opens {
+                openings += 1;
+                for &i in comp {
+                    reached[i] = true;
+                }
+            } else {
+                let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+                for &i in comp {
+                    let (x, y) = (i % wu, i / wu);
+                    x0 = x0.min(x);
+                    y0 = y0.min(y);
+                    x1 = x1.max(x + 1);
+                    y1 = y1.max(y + 1);
+                }
+                let row_mid = |row: usize| {
+                    let xs: Vec<usize> = comp
+                        .iter()
+                        .filter(|&&i| i / wu == row)
+                        .map(|&i| i % wu)
+                        .collect();
+                    let (lo, hi) = (
+                        xs.iter().copied().min().unwrap_or(x0),
+                        xs.iter().copied().max().unwrap_or(x0),
+                    );
+                    (lo + hi) as f64 / 2.0 + 0.5
+                };
+                islands.push(Island {
+                    bbox: [x0 as u32, y0 as u32, x1 as u32, y1 as u32],
+                    area,
+                    top: [row_mid(y0), y0 as f64],
+                    bottom: [row_mid(y1 - 1), (y1 - 1) as f64],
+                });
+            }
+        }
+    }
+
+    // The flood stops where the edge starts, so the product keeps its blended rim (and the
+    // foot of a soft shadow). Where the product stands well clear of the backdrop, cut
+    // halfway instead, as an alpha ≥ 50 % silhouette does.
+    let mut product_d: Vec<f32> = (0..n).filter(|&i| !reached[i]).map(|i| dist[i]).collect();
+    if product_d.len() > n / 500 {
+        product_d.sort_by(f32::total_cmp);
+        let half = 0.5 * quantile(&product_d, 0.25);
+        if half > threshold {
+            for _ in 0..3 {
+                let peel: Vec<usize> = (0..n)
+                    .filter(|&i| {
+                        !reached[i] && dist[i] < half && neighbours4(i, wu, hu).any(|j| reached[j])
+                    })
+                    .collect();
+                for i in peel {
+                    reached[i] = true;
+                }
+            }
+        }
+    }
+
+    let fg: Vec<bool> = reached.iter().map(|r| !r).collect();
+    let mut mask = mask_from_bools(&fg, w, h);
+    let r = (w.max(h) / 400).clamp(1, 3) as u8;
+    mask = imageproc::morphology::open(&mask, Norm::LInf, r);
+    let sliver = ((w.max(h) as f64 / 200.0).round() as u8).clamp(2, 8);
+    remove_shadow_slivers(&mut mask, lab, bg_model, sliver);
+    keep_main_components(&mut mask);
+    let kept = mask.pixels().filter(|p| p.0[0] > 0).count();
+    let held = mask
+        .pixels()
+        .zip(dist)
+        .filter(|(m, d)| m.0[0] > 0 && **d < threshold)
+        .count();
+    let held_share = if kept == 0 {
+        0.0
+    } else {
+        held as f64 / kept as f64
+    };
+    (mask, held_share, openings, islands)
+}
+
+/// Drops the thin slivers of cast shadow that a product's base or side keeps: product pixels
+/// that look like the backdrop in shadow (its hue, somewhat darker) in strands narrower
+/// than `2r + 1` pixels that reach the background. A shadow under a mug is such a strand; a
+/// grey or white *part* of a product is wider, and a dark strap is far darker than a shadow.
+/// Products that are mostly neutral themselves are left alone.
+fn remove_shadow_slivers(mask: &mut GrayImage, lab: &[LabF], bg_model: &[LabF], r: u8) {
+    let (w, h) = mask.dimensions();
+    let (wu, hu) = (w as usize, h as usize);
+    let shadow: Vec<bool> = mask
+        .pixels()
+        .zip(lab)
+        .map(|(m, p)| {
+            if m.0[0] == 0 {
+                return false;
+            }
+            let Some(c) = bg_model
+                .iter()
+                .min_by(|a, b| delta_e2(p, a).total_cmp(&delta_e2(p, b)))
+            else {
+                return false;
+            };
+            let dab = ((p.a - c.a).powi(2) + (p.b - c.b).powi(2)).sqrt();
+            let darker = c.l - p.l;
+            dab < 4.0 && (2.0..=35.0).contains(&darker)
+        })
+        .collect();
+    // On a grey, white or black product most pixels look like shadow too, and its thin
+    // parts cannot be told from one: leave such products alone.
+    let area = mask.pixels().filter(|p| p.0[0] > 0).count();
+    let shadow_like = shadow.iter().filter(|s| **s).count();
+    if shadow_like == 0 || shadow_like * 10 > area * 3 {
+        return;
+    }
+    let opened = imageproc::morphology::open(&mask_from_bools(&shadow, w, h), Norm::LInf, r);
+    let thin: Vec<bool> = shadow
+        .iter()
+        .zip(opened.pixels())
+        .map(|(s, o)| *s && o.0[0] == 0)
+        .collect();
+    // Only strands connected to the outside go: a thin neutral line inside the product (a
+    // seam, a zip tape) is part of it.
+    let mut gone = vec![false; wu * hu];
+    let mut queue: std::collections::VecDeque<usize> = (0..wu * hu)
+        .filter(|&i| thin[i] && neighbours4(i, wu, hu).any(|j| mask.as_raw()[j] == 0))
+        .collect();
+    for &i in &queue {
+        gone[i] = true;
+    }
+    flood(&mut queue, &mut gone, &thin, wu, hu);
+    for (i, g) in gone.iter().enumerate() {
+        if *g {
+            mask.put_pixel((i % wu) as u32, (i / wu) as u32, Luma([0]));
+        }
+    }
+}
+
+/// Widens the set pixels by `r` in every direction (a (2r+1)² square), via a summed-area
+/// table so the cost does not grow with `r`.
+fn dilate_bools(on: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+    let mut integral = vec![0u32; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u32;
+        for x in 0..w {
+            row += u32::from(on[y * w + x]);
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let mut out = vec![false; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let s = integral[y1 * (w + 1) + x1] + integral[y0 * (w + 1) + x0]
+                - integral[y0 * (w + 1) + x1]
+                - integral[y1 * (w + 1) + x0];
+            out[y * w + x] = s > 0;
+        }
+    }
+    out
+}
+
+/// Breadth-first flood over `passable` pixels from the queued ones (4-connected).
+fn flood(
+    queue: &mut std::collections::VecDeque<usize>,
+    reached: &mut [bool],
+    passable: &[bool],
+    w: usize,
+    h: usize,
+) {
+    while let Some(i) = queue.pop_front() {
+        for j in neighbours4(i, w, h) {
+            if !reached[j] && passable[j] {
+                reached[j] = true;
+                queue.push_back(j);
+            }
+        }
+    }
+}
+
+/// The 4-neighbours of pixel `i` inside a `w × h` image.
+fn neighbours4(i: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    let left = (x > 0).then(|| i - 1);
+    let right = (x + 1 < w).then(|| i + 1);
+    let up = (y > 0).then(|| i - w);
+    let down = (y + 1 < h).then(|| i + w);
+    [left, right, up, down].into_iter().flatten()
 }
 
 /// GrabCut-like refinement for busy backgrounds (see module docs).
@@ -594,6 +814,8 @@ pub(crate) fn mask_bbox(mask: &GrayImage) -> Option<[u32; 4]> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
 
     fn png(img: &RgbImage) -> Vec<u8> {

@@ -1,17 +1,11 @@
-//! A small SVG writer for the technical sketch, plus the check-and-render step.
+//! A small SVG writer for the technical sketch.
 //!
 //! The sketch is markup with a few element kinds, so it is written as text here rather than
 //! through a DOM crate: every number goes through [`num`] (one decimal, no `-0`), so the same
-//! drawing always serialises to the same bytes. The text is then parsed back with `usvg` —
-//! which proves it is valid SVG — and rasterised with `resvg` using fonts embedded in the
-//! binary, so the PNG does not depend on what the machine has installed.
+//! drawing always serialises to the same bytes. It is rendered by the crate's one rasteriser,
+//! [`crate::render_svg_png`].
 
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
-
-use resvg::tiny_skia;
-
-use crate::GenerateError;
 
 /// The font family the sketch asks for; the fallbacks serve viewers without DejaVu.
 pub(crate) const FONT_FAMILY: &str = "DejaVu Sans, Arial, Helvetica, sans-serif";
@@ -240,54 +234,6 @@ impl PathData {
     }
 }
 
-/// The font database with DejaVu Sans loaded from bytes compiled into the binary, built once:
-/// loading fonts costs milliseconds and the database never changes.
-fn font_database() -> Arc<usvg::fontdb::Database> {
-    static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
-    DB.get_or_init(|| {
-        let mut db = usvg::fontdb::Database::new();
-        db.load_font_data(dejavu::sans::regular().to_vec());
-        db.load_font_data(dejavu::sans::bold().to_vec());
-        // Every generic family resolves to the embedded font, so no lookup reaches the system.
-        db.set_sans_serif_family("DejaVu Sans");
-        db.set_serif_family("DejaVu Sans");
-        db.set_monospace_family("DejaVu Sans");
-        db.set_cursive_family("DejaVu Sans");
-        db.set_fantasy_family("DejaVu Sans");
-        Arc::new(db)
-    })
-    .clone()
-}
-
-/// Parses `svg` with `usvg` (proving it is valid) and renders it on white at the viewBox size.
-pub(crate) fn render_png(svg: &str) -> Result<(Vec<u8>, [u32; 2]), GenerateError> {
-    let options = usvg::Options {
-        font_family: "DejaVu Sans".to_owned(),
-        fontdb: font_database(),
-        ..usvg::Options::default()
-    };
-    let tree = usvg::Tree::from_str(svg, &options)
-        .map_err(|e| GenerateError::InvalidAnswer(format!("the sketch SVG does not parse: {e}")))?;
-    let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| {
-        GenerateError::InvalidAnswer(format!(
-            "the sketch has an unusable page size {}x{}",
-            size.width(),
-            size.height()
-        ))
-    })?;
-    pixmap.fill(tiny_skia::Color::WHITE);
-    resvg::render(
-        &tree,
-        tiny_skia::Transform::identity(),
-        &mut pixmap.as_mut(),
-    );
-    let png = pixmap
-        .encode_png()
-        .map_err(|e| GenerateError::InvalidAnswer(format!("encoding the sketch PNG: {e}")))?;
-    Ok((png, [size.width(), size.height()]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,8 +261,8 @@ mod tests {
         w.path(&d, "fill=\"none\" stroke=\"#000\"");
         w.text([100.0, 80.0], 14.0, Anchor::Middle, 0.0, "", "cuff & hem");
         let svg = w.finish();
-        let (png, size) = render_png(&svg).unwrap();
-        assert_eq!(size, [200, 100]);
-        assert!(png.starts_with(b"\x89PNG"));
+        let out = crate::render_svg_png(&svg, &crate::RenderOptions::default()).unwrap();
+        assert_eq!(out.size, [200, 100]);
+        assert!(out.png.starts_with(b"\x89PNG"));
     }
 }

@@ -303,7 +303,15 @@ impl Provider for OpenAiProvider {
                 model: &self.config.image_model,
             },
         );
-        let (png, _) = overlay::render(&overlay.svg)?;
+        // Transparent under the raster layer, as this provider's sketches always were.
+        let png = crate::render_svg_png(
+            &overlay.svg,
+            &crate::RenderOptions {
+                background: None,
+                ..crate::RenderOptions::default()
+            },
+        )?
+        .png;
         Ok(Generated {
             output: Sketch {
                 svg: overlay.svg,

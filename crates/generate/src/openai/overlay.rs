@@ -8,14 +8,12 @@
 //! measurement ends are the analysis' own coordinates.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, LazyLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use resvg::{tiny_skia, usvg};
 use serde_json::{Value, json};
 
-use crate::{Analysis, GenerateError};
+use crate::Analysis;
 
 /// Long side, in pixels, of the PNG rendered from the SVG.
 const RENDER_SIDE: f64 = 1600.0;
@@ -40,18 +38,6 @@ pub(crate) struct Overlay {
     pub(crate) svg: String,
     pub(crate) data: Value,
 }
-
-/// Fonts for the labels, embedded so rendering does not depend on the host's fonts.
-static RENDER_OPTIONS: LazyLock<usvg::Options<'static>> = LazyLock::new(|| {
-    let mut fonts = usvg::fontdb::Database::new();
-    fonts.load_font_data(dejavu::sans::regular().to_vec());
-    fonts.load_font_data(dejavu::sans::bold().to_vec());
-    usvg::Options {
-        font_family: "DejaVu Sans".to_owned(),
-        fontdb: Arc::new(fonts),
-        ..usvg::Options::default()
-    }
-});
 
 /// Draws the annotated sketch.
 pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
@@ -189,24 +175,6 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
         "raster": { "model": raster.model, "width": raster.size[0], "height": raster.size[1], "frame": raster.frame },
     });
     Overlay { svg, data }
-}
-
-/// Renders the SVG to PNG with the embedded fonts.
-pub(crate) fn render(svg: &str) -> Result<(Vec<u8>, [u32; 2]), GenerateError> {
-    let tree = usvg::Tree::from_str(svg, &RENDER_OPTIONS)
-        .map_err(|e| GenerateError::InvalidAnswer(format!("the sketch SVG does not parse: {e}")))?;
-    let size = tree.size().to_int_size();
-    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| GenerateError::InvalidAnswer("the sketch has no area".into()))?;
-    resvg::render(
-        &tree,
-        tiny_skia::Transform::identity(),
-        &mut pixmap.as_mut(),
-    );
-    let png = pixmap
-        .encode_png()
-        .map_err(|e| GenerateError::InvalidAnswer(format!("cannot encode the sketch PNG: {e}")))?;
-    Ok((png, [size.width(), size.height()]))
 }
 
 /// A generous estimate of a DejaVu Sans line's width: its glyphs average about 0.6 em.

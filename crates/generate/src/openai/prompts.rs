@@ -31,6 +31,15 @@ fn points_of_measure(category: ProductCategory) -> &'static str {
         ProductCategory::Apparel => {
             "chest_width, body_length, hem_width, sleeve_length, shoulder_width (tops); waist_width, inseam, leg_opening (bottoms)"
         }
+        ProductCategory::Tops | ProductCategory::Outerwear => {
+            "chest_width, body_length, hem_width, sleeve_length, shoulder_width"
+        }
+        ProductCategory::Bottoms => "waist_width, inseam, leg_opening, front_rise",
+        ProductCategory::Headwear => "crown_height, brim_length, width",
+        ProductCategory::Drinkware | ProductCategory::Bottles => {
+            "height, diameter, handle width where there is one"
+        }
+        ProductCategory::Auto => "those of the category you see",
         ProductCategory::Footwear => "length, heel_height, shaft_height, toe_width",
         ProductCategory::Bags => "width, height, depth (where visible), handle_drop, strap_length",
         ProductCategory::Accessories => "width, height, brim_width or strap_width where they apply",

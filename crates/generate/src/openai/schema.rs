@@ -7,6 +7,8 @@
 
 use serde_json::{Value, json};
 
+use techpack_model::ProductCategory;
+
 use crate::{ANALYSIS_SCHEMA_VERSION, Analysis, ImageInfo, ViewPhoto};
 
 /// The `json_schema.name` sent with the request.
@@ -38,7 +40,7 @@ pub(crate) fn analysis_schema(photo: &ViewPhoto, image: ImageInfo) -> Value {
             "height": { "type": "integer", "enum": [image.height] }
         })),
         "view": { "type": "string", "enum": [photo.view] },
-        "category": { "type": "string", "enum": [photo.category.as_str()] },
+        "category": { "type": "string", "enum": requested_categories(photo.category) },
         "product": object(json!({
             "bbox": bbox("the product's bounding box"),
             "area_share": unit("share of the image's pixels covered by the product"),
@@ -90,6 +92,18 @@ pub(crate) fn analysis_schema(photo: &ViewPhoto, image: ImageInfo) -> Value {
 }
 
 /// A strict-mode object: every property required, nothing else allowed.
+/// The categories the answer may name: the requested one, or any detectable one for `auto`.
+fn requested_categories(category: ProductCategory) -> Vec<&'static str> {
+    if category.is_auto() {
+        ProductCategory::DETECTABLE
+            .iter()
+            .map(|c| c.as_str())
+            .collect()
+    } else {
+        vec![category.as_str()]
+    }
+}
+
 fn object(properties: Value) -> Value {
     let required: Vec<Value> = properties
         .as_object()
@@ -129,7 +143,7 @@ pub(crate) fn validate(
             analysis.view, photo.view
         ));
     }
-    if analysis.category != photo.category {
+    if analysis.category.is_auto() || !photo.category.includes(analysis.category) {
         problems.push(format!(
             "category is {}, expected {}",
             analysis.category, photo.category
@@ -308,6 +322,7 @@ mod tests {
                     cm: 40.0,
                     from: [100.0, 100.0],
                     to: [300.0, 100.0],
+                    ..Measurement::default()
                 }],
             },
             detail_regions: vec![
@@ -327,6 +342,10 @@ mod tests {
                 score: 0.7,
                 reasons: vec!["plain background".into()],
             },
+            source: None,
+            category_detection: None,
+            landmarks: Vec::new(),
+            features: Vec::new(),
         }
     }
 

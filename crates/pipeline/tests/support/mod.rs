@@ -126,6 +126,10 @@ pub fn test_analysis(photo: &ViewPhoto) -> Analysis {
             score: 0.8,
             reasons: vec!["test".into()],
         },
+        source: None,
+        category_detection: None,
+        landmarks: vec![],
+        features: vec![],
     }
 }
 
