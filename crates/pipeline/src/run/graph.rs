@@ -27,6 +27,9 @@ impl StepWork {
     }
 }
 
+// One output lives per running step and moves straight into the store: boxing the analysis
+// would save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Output {
     Analysis(Generated<Analysis>),
     Closeup(Generated<Closeup>),
