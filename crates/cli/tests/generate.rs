@@ -104,3 +104,59 @@ fn generate_makes_a_pack_a_rerun_is_free_and_it_can_be_read_back() {
         (Some(0), Some(1))
     );
 }
+
+#[test]
+fn pack_and_worker_defaults_come_from_the_settings_and_flags_win() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("techpack.toml");
+    std::fs::write(
+        &config,
+        "[packs]\ncloseups_per_view = 1\n\n[jobs]\nworker_concurrency = 3\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/photos/polo-red-front.jpg"
+    );
+    let view = format!("front={photo}");
+
+    // No --closeups: the settings file's one close-up per view.
+    let pack = json(&techpack(
+        data.path(),
+        &[
+            "--config",
+            config,
+            "--json",
+            "generate",
+            "--product",
+            "polo",
+            "--view",
+            &view,
+        ],
+    ));
+    assert_eq!(pack["status"], "completed", "{pack}");
+    assert_eq!(pack["closeups"].as_array().unwrap().len(), 1, "{pack}");
+
+    // The worker: the file, then the environment over it, then the flag over both.
+    let idle = ["--config", config, "worker", "--exit-when-idle"];
+    let from_file = techpack(data.path(), &idle);
+    let said = String::from_utf8_lossy(&from_file.stderr);
+    assert!(said.contains("up to 3 job(s), 2 per user"), "{said}");
+    let from_env = Command::new(env!("CARGO_BIN_EXE_techpack"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(idle)
+        .env_remove("DATABASE_URL")
+        .env("TECHPACK_JOBS_PER_USER_CAP", "1")
+        .output()
+        .unwrap();
+    assert!(from_env.status.success());
+    let said = String::from_utf8_lossy(&from_env.stderr);
+    assert!(said.contains("up to 3 job(s), 1 per user"), "{said}");
+    let mut flagged = idle.to_vec();
+    flagged.extend(["--concurrency", "5"]);
+    let from_flag = techpack(data.path(), &flagged);
+    let said = String::from_utf8_lossy(&from_flag.stderr);
+    assert!(said.contains("up to 5 job(s), 2 per user"), "{said}");
+}

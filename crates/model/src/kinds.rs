@@ -1,4 +1,4 @@
-//! The enum-like columns. Each is stored as its snake_case name, the same string the seed's
+//! The enum-like columns. Each is stored as its snake_case name, the same string the specification's
 //! TypeScript service and the database check constraints use.
 
 use std::fmt;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The seed's `getProductGenerationStats`: every stored version of the product's files counts,
+/// The specification's `getProductGenerationStats`: every stored version of the product's files counts,
 /// since every version was generated (and charged) once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProductStats {
@@ -56,7 +56,7 @@ pub struct CollectionCompletionRow {
     pub count: i64,
 }
 
-/// The seed's three monitoring queries, for the principal's rows.
+/// The specification's three monitoring queries, for the principal's rows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MonitoringReport {
     /// Files in the last 24 hours by type and status.

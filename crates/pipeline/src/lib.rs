@@ -1,4 +1,4 @@
-//! The tech-pack orchestrator: the seed's `generateCompleteTechPack` and `getExistingTechPack`.
+//! The tech-pack orchestrator: the specification's `generateCompleteTechPack` and `getExistingTechPack`.
 //!
 //! [`Pipeline::generate`] plans a pack as a graph — each view's analysis, then that view's
 //! close-ups and sketch as soon as its analysis is done — and runs it with bounded

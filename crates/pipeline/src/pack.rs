@@ -1,4 +1,4 @@
-//! Reading a pack back: the seed's `getExistingTechPack`, and an export to a folder a person
+//! Reading a pack back: the specification's `getExistingTechPack`, and an export to a folder a person
 //! can open.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The request and the result of a tech-pack run, after the seed's `generateCompleteTechPack`.
+//! The request and the result of a tech-pack run, after the specification's `generateCompleteTechPack`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +106,7 @@ pub struct StoredView {
 /// Close-ups per view are capped: each is a provider call and a credit.
 pub const MAX_CLOSEUPS_PER_VIEW: usize = 16;
 
-/// What to make: the seed's `generateCompleteTechPack` input.
+/// What to make: the specification's `generateCompleteTechPack` input.
 #[derive(Debug, Clone)]
 pub struct TechPackRequest {
     /// The product idea.
@@ -163,7 +163,7 @@ pub struct StepReport {
     pub error_kind: Option<techpack_model::ErrorKind>,
 }
 
-/// The result of a run: the seed's `generateCompleteTechPack` output.
+/// The result of a run: the specification's `generateCompleteTechPack` output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TechPackResult {
     /// The `tech_pack_v2` collection holding the pack.

@@ -1,4 +1,4 @@
-//! The legacy `revision_vision_analysis` table: the seed's generation functions read it as a
+//! The legacy `revision_vision_analysis` table: the specification's generation functions read it as a
 //! cache and keep writing it for backwards compatibility.
 
 use chrono::{DateTime, Utc};

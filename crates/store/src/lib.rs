@@ -198,7 +198,7 @@ pub trait TechFileStore: JobStore + Send + Sync + 'static {
         principal: Principal,
         product_idea_id: Uuid,
     ) -> StoreResult<ProductStats>;
-    /// The seed's three monitoring queries.
+    /// The specification's three monitoring queries.
     async fn monitoring_report(&self, principal: Principal) -> StoreResult<MonitoringReport>;
 
     /// Writes a row of the legacy `revision_vision_analysis` table.

@@ -1,4 +1,4 @@
-//! What a migrated database must contain, for `techpack migrate verify` (the seed's
+//! What a migrated database must contain, for `techpack migrate verify` (the specification's
 //! apply-tech-files-migration check), and migration status.
 
 use serde::{Deserialize, Serialize};

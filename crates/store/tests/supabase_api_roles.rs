@@ -966,7 +966,7 @@ async fn a_user_performs_the_documented_actions() {
         assert_eq!(seen, rows, "alice reads her rows of {table}");
     }
 
-    // A new version through the seed's function: 0 credits, created_by the caller, the same
+    // A new version through the specification's function: 0 credits, created_by the caller, the same
     // outputs, and only status and error changed.
     let (version, credits, created_by, url, status, error): (
         i32,

@@ -100,7 +100,7 @@ fn print_report(report: &CleanupReport) {
         "deleted"
     };
     println!(
-        "{verb} {} blob(s), {} freed; scanned {}, kept {} referenced and {} recent, spared {} at the last moment, left {} unknown key(s){}",
+        "{verb} {} blob(s), {} freed; scanned {}, kept {} referenced and {} recent, kept {} that became referenced while cleanup ran, left {} unknown key(s){}",
         report.deleted.len(),
         human_bytes(report.bytes_freed),
         report.scanned,

@@ -41,16 +41,16 @@ pub struct GenerateArgs {
     /// The view whose photo is the pack's primary image (default: the first).
     #[arg(long)]
     primary_view: Option<String>,
-    /// Close-ups per view.
-    #[arg(long, default_value_t = 4)]
-    closeups: usize,
+    /// Close-ups per view [default: the `packs.closeups_per_view` setting, 4].
+    #[arg(long)]
+    closeups: Option<usize>,
     /// The generator: `local` (offline, no keys) or `openai` (any OpenAI-compatible endpoint,
     /// configured from the settings).
     #[arg(long)]
     provider: Option<String>,
-    /// Provider calls in flight at once.
-    #[arg(long, default_value_t = 4)]
-    concurrency: usize,
+    /// Provider calls in flight at once [default: the `packs.concurrency` setting, 4].
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Name of the pack's collection.
     #[arg(long)]
     collection_name: Option<String>,
@@ -94,8 +94,11 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
     let user = context.user_id();
     let run = RunOptions {
         provider: args.provider.clone(),
-        concurrency: Some(args.concurrency),
-        legacy_dual_write: Some(!args.no_legacy_write),
+        concurrency: Some(
+            args.concurrency
+                .unwrap_or(context.settings.packs.concurrency),
+        ),
+        legacy_dual_write: Some(!args.no_legacy_write && context.settings.packs.legacy_dual_write),
         max_attempts: args.max_attempts,
         idempotency_key: args.idempotency_key.clone(),
     };
@@ -107,7 +110,7 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
                 .await?
         }
         None => {
-            let input = pack_input(&args, run)?;
+            let input = pack_input(&args, run, context.settings.packs.closeups_per_view)?;
             app.submit_pack(user, &input, must_run_here).await?
         }
     };
@@ -168,7 +171,11 @@ pub async fn run(context: &Context, args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// The pack input the flags describe, the photos read from disk.
-fn pack_input(args: &GenerateArgs, run: RunOptions) -> anyhow::Result<PackInput> {
+fn pack_input(
+    args: &GenerateArgs,
+    run: RunOptions,
+    default_closeups: usize,
+) -> anyhow::Result<PackInput> {
     let product = args.product.clone().unwrap_or_default();
     let mut references = std::collections::HashMap::new();
     for spec in &args.references {
@@ -210,7 +217,7 @@ fn pack_input(args: &GenerateArgs, run: RunOptions) -> anyhow::Result<PackInput>
         category: Some(args.category.clone()),
         views,
         primary_view: args.primary_view.clone(),
-        closeups_per_view: Some(args.closeups),
+        closeups_per_view: Some(args.closeups.unwrap_or(default_closeups)),
         collection_name: args.collection_name.clone(),
         force: args.force,
         run,

@@ -28,7 +28,7 @@ enum MigrateAction {
     Status,
     /// Check that every table, index, trigger, function and policy exists.
     Verify,
-    /// Drop techpack's tables and functions (the seed's rollback plan). Asks first.
+    /// Drop techpack's tables and functions (every migration undone, newest first). Asks first.
     Down,
 }
 

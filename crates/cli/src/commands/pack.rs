@@ -1,4 +1,4 @@
-//! `techpack pack show` (the seed's getExistingTechPack) and `techpack pack export`.
+//! `techpack pack show` (the specification's getExistingTechPack) and `techpack pack export`.
 
 use std::path::PathBuf;
 

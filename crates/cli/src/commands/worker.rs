@@ -11,25 +11,23 @@ use crate::output::print_json;
 /// Arguments of `techpack worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Jobs this worker runs at once.
-    #[arg(long, default_value_t = 2)]
-    concurrency: usize,
-    /// Jobs one user may have running at once, across every worker on the database.
-    #[arg(long, default_value_t = 2)]
-    per_user_cap: u32,
+    /// Jobs this worker runs at once [default: the `jobs.worker_concurrency` setting, 2].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Jobs one user may have running at once, across every worker on the database [default:
+    /// the `jobs.per_user_cap` setting, 2].
+    #[arg(long)]
+    per_user_cap: Option<u32>,
     /// Seconds a job stays this worker's without a heartbeat; after a crash, other workers
-    /// take its jobs over this long after the last heartbeat.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 30.0,
-        env = "TECHPACK_JOB_LEASE_SECS"
-    )]
-    lease_secs: f64,
+    /// take its jobs over this long after the last heartbeat [default: the `jobs.lease_secs`
+    /// setting, 30].
+    #[arg(long, value_name = "SECONDS")]
+    lease_secs: Option<f64>,
     /// Seconds between looks at the queue when no notification comes (PostgreSQL notifies
-    /// workers of new jobs at once; SQLite is polled).
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
-    poll_secs: f64,
+    /// workers of new jobs at once; SQLite is polled) [default: the `jobs.poll_secs` setting,
+    /// 2].
+    #[arg(long, value_name = "SECONDS")]
+    poll_secs: Option<f64>,
     /// Exit once nothing runs and nothing can be claimed, instead of waiting for more jobs.
     #[arg(long)]
     exit_when_idle: bool,
@@ -40,12 +38,21 @@ pub struct WorkerArgs {
 
 /// Runs `techpack worker` until SIGTERM or Ctrl-C (or, with `--exit-when-idle`, an empty queue).
 pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
+    let jobs = &context.settings.jobs;
     let options = WorkerOptions {
         worker_id: args.worker_id.unwrap_or_else(default_worker_id),
-        concurrency: args.concurrency,
-        per_user_cap: args.per_user_cap,
-        lease: super::seconds(args.lease_secs, "--lease-secs", 0.01)?,
-        poll: super::seconds(args.poll_secs, "--poll-secs", 0.01)?,
+        concurrency: args.concurrency.unwrap_or(jobs.worker_concurrency),
+        per_user_cap: args.per_user_cap.unwrap_or(jobs.per_user_cap),
+        lease: super::seconds(
+            args.lease_secs.unwrap_or(jobs.lease_secs),
+            "--lease-secs",
+            0.01,
+        )?,
+        poll: super::seconds(
+            args.poll_secs.unwrap_or(jobs.poll_secs),
+            "--poll-secs",
+            0.01,
+        )?,
         exit_when_idle: args.exit_when_idle,
     };
     let app = context.app().await?;

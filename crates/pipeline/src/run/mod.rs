@@ -135,7 +135,7 @@ impl Pipeline {
         &self.provider
     }
 
-    /// Makes (or finishes, or reuses) the complete tech pack of a request: the seed's
+    /// Makes (or finishes, or reuses) the complete tech pack of a request: the specification's
     /// `generateCompleteTechPack`. Provider failures of single steps do not fail the run: the
     /// result's status is `partial` (or `failed` when nothing succeeded) and the failed steps
     /// carry their errors. Rerunning an identical request continues the same collection and

@@ -41,7 +41,7 @@ pub(super) async fn run_step(
         }
     }
 
-    // 1b. Legacy cache, for analyses only (the seed's functions kept only analyses there).
+    // 1b. Legacy cache, for analyses only (the specification's functions kept only analyses there).
     if work.is_analysis()
         && !shared.options.force
         && let Some(legacy) = shared
