@@ -67,3 +67,49 @@ fn analyze_closeups_and_sketch_work_on_an_example_photo() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad input"));
 }
+
+#[test]
+fn photo_commands_make_their_provider_from_the_settings() {
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/photos/polo-red-front.jpg"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("techpack.toml");
+    let analyze = |config_text: &str, extra: &[&str]| {
+        std::fs::write(&config, config_text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_techpack"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "analyze", photo])
+            .args(extra)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TECHPACK_OPENAI_API_KEY")
+            .env_remove("TECHPACK_PROVIDER")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The settings file names the provider; without a key it says which one to set.
+    let no_key = analyze("provider = \"openai\"\n", &[]);
+    assert_eq!(no_key.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&no_key.stderr);
+    assert!(said.contains("OPENAI_API_KEY"), "{said}");
+    // The key and endpoint come from the file too: the call is made (and fails to connect).
+    let keyed = analyze(
+        "provider = \"openai\"\n[openai]\napi_key = \"sk-test\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmax_retries = 0\ntimeout_secs = 5\n",
+        &[],
+    );
+    assert!(!keyed.status.success());
+    let said = String::from_utf8_lossy(&keyed.stderr);
+    assert!(!said.contains("OPENAI_API_KEY"), "{said}");
+    // A flag wins over the setting.
+    let local = analyze("provider = \"openai\"\n", &["--provider", "local"]);
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+}

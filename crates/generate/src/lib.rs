@@ -25,7 +25,7 @@ pub use analysis::{
 };
 pub use error::GenerateError;
 pub use render::{RenderError, RenderOptions, RenderedPng, render_svg_png};
-pub use select::{ProviderKind, ProviderSetupError, build_provider, build_provider_named};
+pub use select::{ProviderKind, ProviderSetupError};
 
 /// One view of a product: the photo's bytes and what it shows.
 #[derive(Debug, Clone)]

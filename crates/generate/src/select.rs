@@ -1,13 +1,10 @@
 //! Choosing a provider by name, as the command line and configuration do.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use techpack_model::{ClassifiedError, ErrorKind};
 
-use crate::Provider;
-use crate::local::LocalProvider;
-use crate::openai::{OpenAiConfigError, OpenAiProvider};
+use crate::openai::OpenAiConfigError;
 
 /// The providers there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -85,17 +82,4 @@ impl FromStr for ProviderKind {
             other => Err(ProviderSetupError::Unknown(other.to_owned())),
         }
     }
-}
-
-/// Builds the provider called `name` (a job records its provider by name).
-pub fn build_provider_named(name: &str) -> Result<Arc<dyn Provider>, ProviderSetupError> {
-    build_provider(name.parse()?)
-}
-
-/// Builds the named provider with its default options (OpenAI: from the environment).
-pub fn build_provider(kind: ProviderKind) -> Result<Arc<dyn Provider>, ProviderSetupError> {
-    Ok(match kind {
-        ProviderKind::Local => Arc::new(LocalProvider::default()),
-        ProviderKind::OpenAi => Arc::new(OpenAiProvider::from_env()?),
-    })
 }

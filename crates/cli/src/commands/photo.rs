@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use techpack_generate::{Analysis, Provider, ProviderKind, ViewPhoto, build_provider};
+use techpack_app::Providers;
+use techpack_generate::{Analysis, Provider, ProviderKind, ViewPhoto};
 use techpack_model::ProductCategory;
 
 use crate::context::Context;
@@ -26,9 +27,10 @@ pub struct PhotoArgs {
     /// A known real size to scale measurements, e.g. height=70cm.
     #[arg(long)]
     reference: Option<String>,
-    /// Generator: local (offline, the default) or openai (OpenAI-compatible endpoint from the environment).
-    #[arg(long, default_value = "local")]
-    provider: ProviderKind,
+    /// Generator: local (offline) or openai (an OpenAI-compatible endpoint, configured from the
+    /// settings) [default: the `provider` setting, local].
+    #[arg(long)]
+    provider: Option<ProviderKind>,
 }
 
 /// `techpack closeups`.
@@ -57,11 +59,20 @@ pub struct SketchArgs {
     png: Option<PathBuf>,
 }
 
-async fn prepare(args: &PhotoArgs) -> anyhow::Result<(Arc<dyn Provider>, ViewPhoto)> {
+/// Reads the photo and makes the provider through the application's one factory, so these
+/// commands see the same settings (techpack.toml, environment) as `generate`.
+async fn prepare(
+    context: &Context,
+    args: &PhotoArgs,
+) -> anyhow::Result<(Arc<dyn Provider>, ViewPhoto)> {
     let bytes = tokio::fs::read(&args.photo)
         .await
         .with_context(|| format!("reading {}", args.photo.display()))?;
-    let provider = build_provider(args.provider)?;
+    let name = args.provider.map_or_else(
+        || context.settings.provider.clone(),
+        |kind| kind.as_str().to_owned(),
+    );
+    let provider = Providers::new(context.settings.openai.clone()).get(&name)?;
     let photo = ViewPhoto {
         bytes: bytes.into(),
         view: args.view.clone(),
@@ -92,7 +103,7 @@ async fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Runs `techpack analyze`.
 pub async fn analyze(context: &Context, args: PhotoArgs) -> anyhow::Result<()> {
-    let (provider, photo) = prepare(&args).await?;
+    let (provider, photo) = prepare(context, &args).await?;
     let generated = provider
         .analyze(&photo)
         .await
@@ -148,7 +159,7 @@ pub async fn analyze(context: &Context, args: PhotoArgs) -> anyhow::Result<()> {
 
 /// Runs `techpack closeups`.
 pub async fn closeups(context: &Context, args: CloseupArgs) -> anyhow::Result<()> {
-    let (provider, photo) = prepare(&args.photo).await?;
+    let (provider, photo) = prepare(context, &args.photo).await?;
     let analysis = analysis(provider.as_ref(), &photo).await?;
     let mut written = Vec::new();
     for (index, shot) in provider
@@ -183,7 +194,7 @@ pub async fn closeups(context: &Context, args: CloseupArgs) -> anyhow::Result<()
 
 /// Runs `techpack sketch`.
 pub async fn sketch(context: &Context, args: SketchArgs) -> anyhow::Result<()> {
-    let (provider, photo) = prepare(&args.photo).await?;
+    let (provider, photo) = prepare(context, &args.photo).await?;
     let analysis = analysis(provider.as_ref(), &photo).await?;
     let sketch = provider
         .sketch(&photo, &analysis)
