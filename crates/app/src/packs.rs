@@ -40,7 +40,7 @@ pub struct ViewUpload {
 pub struct PackInput {
     /// The product: a UUID, or a name that maps to a stable id per user.
     pub product: String,
-    /// The product category (`apparel`, `bags` …); default `apparel`.
+    /// The product category (`apparel`, `bags` …); default `auto` (detected from each photo).
     pub category: Option<String>,
     /// The base views, in display order.
     pub views: Vec<ViewUpload>,
@@ -198,7 +198,7 @@ impl App {
             Some(category) => category
                 .parse()
                 .map_err(|error| AppError::Invalid(format!("{error}")))?,
-            None => ProductCategory::Apparel,
+            None => ProductCategory::Auto,
         };
         let views = input
             .views

@@ -113,3 +113,30 @@ fn photo_commands_make_their_provider_from_the_settings() {
         String::from_utf8_lossy(&local.stderr)
     );
 }
+
+#[test]
+fn without_a_category_the_photo_decides_it() {
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/photos/polo-red-front.jpg"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_techpack"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--json", "analyze", photo])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let analysis: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_ne!(analysis["category"], "auto", "{analysis}");
+    assert!(
+        analysis["category_detection"].is_object(),
+        "the analysis says how the category was found: {analysis}"
+    );
+}

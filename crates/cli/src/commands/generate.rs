@@ -24,9 +24,10 @@ pub struct GenerateArgs {
     /// The product (a UUID or a name, which maps to a stable id per user).
     #[arg(long, required_unless_present = "retry_failed")]
     product: Option<String>,
-    /// Product category: decides points of measure and close-up names.
-    #[arg(long, default_value = "apparel")]
-    category: String,
+    /// Product category: decides points of measure and close-up names [default: auto, detected
+    /// from each photo's shape].
+    #[arg(long)]
+    category: Option<String>,
     /// A base view and its photo, e.g. `front=photos/front.jpg`; repeat for more views.
     #[arg(
         long = "view",
@@ -214,7 +215,7 @@ fn pack_input(
     }
     Ok(PackInput {
         product,
-        category: Some(args.category.clone()),
+        category: args.category.clone(),
         views,
         primary_view: args.primary_view.clone(),
         closeups_per_view: Some(args.closeups.unwrap_or(default_closeups)),

@@ -18,8 +18,9 @@ use crate::output::print_json;
 pub struct PhotoArgs {
     /// The product photo (JPEG, PNG or WebP).
     photo: PathBuf,
-    /// Product category: apparel, footwear, bags, accessories, home, other.
-    #[arg(long, default_value = "apparel")]
+    /// Product category (apparel, tops, bottoms, outerwear, headwear, bags, drinkware, bottles,
+    /// footwear, accessories, home, other …) or auto: detected from the photo's shape.
+    #[arg(long, default_value = "auto")]
     category: ProductCategory,
     /// Which view the photo shows.
     #[arg(long, default_value = "front")]
