@@ -151,9 +151,7 @@ impl JobEnd {
             }),
         }
     }
-}
 
-impl JobEnd {
     /// The kind to report for a run that failed and left its job queued for another attempt:
     /// what failed when the caller can act on it (a full disk, a refused key), otherwise
     /// `Unavailable` (the job is retried).

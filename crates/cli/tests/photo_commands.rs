@@ -2,12 +2,15 @@
 
 use std::process::{Command, Stdio};
 
+/// The example photo every test here runs on.
+const EXAMPLE_PHOTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/photos/polo-red-front.jpg"
+);
+
 #[test]
 fn analyze_closeups_and_sketch_work_on_an_example_photo() {
-    let photo = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/photos/polo-red-front.jpg"
-    );
+    let photo = EXAMPLE_PHOTO;
     let out = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_techpack"))
@@ -70,10 +73,7 @@ fn analyze_closeups_and_sketch_work_on_an_example_photo() {
 
 #[test]
 fn photo_commands_make_their_provider_from_the_settings() {
-    let photo = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/photos/polo-red-front.jpg"
-    );
+    let photo = EXAMPLE_PHOTO;
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("techpack.toml");
     let analyze = |config_text: &str, extra: &[&str]| {
@@ -116,10 +116,7 @@ fn photo_commands_make_their_provider_from_the_settings() {
 
 #[test]
 fn without_a_category_the_photo_decides_it() {
-    let photo = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/photos/polo-red-front.jpg"
-    );
+    let photo = EXAMPLE_PHOTO;
     let data = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_techpack"))
         .arg("--data-dir")
