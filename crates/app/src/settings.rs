@@ -45,6 +45,8 @@ pub struct Settings {
     pub packs: PackSettings,
     /// Durable jobs and workers.
     pub jobs: JobSettings,
+    /// The HTTP service (`techpack serve`).
+    pub server: ServerSettings,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             openai: OpenAiSettings::default(),
             packs: PackSettings::default(),
             jobs: JobSettings::default(),
+            server: ServerSettings::default(),
         }
     }
 }
@@ -157,6 +160,59 @@ impl Default for JobSettings {
             max_attempts: techpack_model::DEFAULT_MAX_ATTEMPTS,
             worker_concurrency: 2,
             per_user_cap: 2,
+        }
+    }
+}
+
+/// The HTTP service: where it listens, how it authenticates callers, what it lets through.
+/// Sections are read as `TECHPACK_SERVER_<FIELD>`; the JWT secret also as `TECHPACK_JWT_SECRET`
+/// (the name Supabase deployments use).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// The address to listen on.
+    pub listen: String,
+    /// Jobs the in-process worker runs at once; 0 leaves every job to `techpack worker`
+    /// processes.
+    pub workers: usize,
+    /// The Supabase project's JWT secret, for HS256 access tokens. Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub jwt_secret: Option<SecretString>,
+    /// A JWKS (a file path or an `https://` URL) with the public keys of RS256/ES256 access
+    /// tokens, e.g. `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`.
+    pub jwks: Option<String>,
+    /// The audience an access token must name.
+    pub jwt_audience: String,
+    /// The issuer an access token must name, when set.
+    pub jwt_issuer: Option<String>,
+    /// The secret signing blob download links (at least 32 bytes). Unset: a random one per
+    /// process, so links end with the process. Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub url_signing_secret: Option<SecretString>,
+    /// Seconds a signed download link stays valid.
+    pub signed_url_secs: u64,
+    /// The largest request body (an upload, a pack's photos together), in bytes.
+    pub max_body_bytes: u64,
+    /// Seconds a request may take (event streams and downloads excepted).
+    pub request_timeout_secs: f64,
+    /// Origins a browser app may call the API from (`*` for any); none by default.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            workers: 2,
+            jwt_secret: None,
+            jwks: None,
+            jwt_audience: "authenticated".into(),
+            jwt_issuer: None,
+            url_signing_secret: None,
+            signed_url_secs: 900,
+            max_body_bytes: 256 * 1024 * 1024,
+            request_timeout_secs: 60.0,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -268,9 +324,10 @@ impl Settings {
 }
 
 /// Variables read under an older or tool-wide name, with the setting each sets.
-const FALLBACK_VARIABLES: [(&str, &str); 2] = [
+const FALLBACK_VARIABLES: [(&str, &str); 3] = [
     ("OPENAI_API_KEY", "openai.api_key"),
     ("TECHPACK_JOB_LEASE_SECS", "jobs.lease_secs"),
+    ("TECHPACK_JWT_SECRET", "server.jwt_secret"),
 ];
 
 /// The settings path an environment variable sets, or `None` for a variable that is not a
@@ -286,7 +343,7 @@ fn environment_key(name: &str) -> Option<String> {
         "data_dir" | "storage_url" | "user" | "provider" => lower.clone(),
         _ => {
             let (section, field) = lower.split_once('_')?;
-            if !matches!(section, "openai" | "packs" | "jobs") {
+            if !matches!(section, "openai" | "packs" | "jobs" | "server") {
                 return None;
             }
             format!("{section}.{field}")

@@ -64,6 +64,9 @@ struct Claims {
     o: Uuid,
     exp: i64,
     kid: String,
+    /// The MIME type to serve the blob as (blobs do not record theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
 }
 
 /// What a valid token grants.
@@ -75,6 +78,8 @@ pub struct VerifiedToken {
     pub owner: Uuid,
     /// When it stops being valid.
     pub expires_at: DateTime<Utc>,
+    /// The MIME type the blob is served as, when the token names one.
+    pub mime: Option<String>,
 }
 
 /// Mints and verifies signed blob tokens.
@@ -110,6 +115,18 @@ impl UrlSigner {
         owner: Uuid,
         expires_at: DateTime<Utc>,
     ) -> Result<String, SignatureError> {
+        self.sign_with_type(key, owner, None, expires_at)
+    }
+
+    /// [`UrlSigner::sign`] with the MIME type the download is served as, signed with the rest
+    /// so a link cannot be changed to serve a blob as another type (say, HTML).
+    pub fn sign_with_type(
+        &self,
+        key: &str,
+        owner: Uuid,
+        mime: Option<&str>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, SignatureError> {
         if !key.starts_with(&owner_prefix(owner)) {
             return Err(SignatureError::KeyNotOwned {
                 key: key.to_owned(),
@@ -122,6 +139,7 @@ impl UrlSigner {
             o: owner,
             exp: expires_at.timestamp(),
             kid: kid.clone(),
+            m: mime.map(str::to_owned),
         };
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialize"));
         let mut mac = secret.mac();
@@ -169,6 +187,7 @@ impl UrlSigner {
             key: claims.k,
             owner: claims.o,
             expires_at,
+            mime: claims.m,
         })
     }
 }

@@ -506,6 +506,33 @@ impl BlobStore {
         Ok(BlobDownload { meta, stream })
     }
 
+    /// Reads the bytes `range` (end exclusive) of a blob as a stream of chunks, for HTTP
+    /// range requests. A range past the end is refused by the backend.
+    pub async fn get_range_stream(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobDownload, BlobError> {
+        let path = parse_key_path(key)?;
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let result = self
+            .inner
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| BlobError::from_store(key, e))?;
+        let meta = BlobMeta::from_object(result.meta.clone());
+        let owned_key = key.to_owned();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| BlobError::from_store(&owned_key, e))
+            .boxed();
+        Ok(BlobDownload { meta, stream })
+    }
+
     /// Reads a whole blob into memory; for blobs known to be small (the size limit bounds it).
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
         let path = parse_key_path(key)?;

@@ -54,6 +54,8 @@ enum Command {
     Jobs(commands::jobs::JobsCommand),
     /// Run queued generation jobs until stopped (start several, on any machines).
     Worker(commands::worker::WorkerArgs),
+    /// Serve the HTTP API (with a worker for its jobs) until stopped.
+    Serve(commands::serve::ServeArgs),
     /// Read back a tech pack (by collection or product) or export it to a folder.
     #[command(subcommand)]
     Pack(commands::pack::PackCommand),
@@ -66,23 +68,35 @@ enum Command {
 async fn main() -> ExitCode {
     // One process-wide TLS provider: two linked providers make some TLS paths panic.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-    survive_file_size_limits();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => return argument_error(error),
+        Err(error) => {
+            init_logs(false);
+            return argument_error(error);
+        }
     };
+    // A server's log is read by machines: one JSON object per line, requests included.
+    init_logs(matches!(cli.command, Command::Serve(_)));
+    survive_file_size_limits();
     let json = cli.global.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => ExitCode::from(output::print_error(&error, json)),
+    }
+}
+
+/// Logs to stderr at the `TECHPACK_LOG` filter: JSON lines at `info` for a server, text at
+/// `warn` (colours on a terminal only) for everything else.
+fn init_logs(server: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TECHPACK_LOG")
+        .unwrap_or_else(|_| if server { "info" } else { "warn" }.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if server {
+        logs.json().with_current_span(true).init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 
@@ -157,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => commands::generate::run(&context, args).await,
         Command::Jobs(command) => commands::jobs::run(&context, command).await,
         Command::Worker(args) => commands::worker::run(&context, args).await,
+        Command::Serve(args) => commands::serve::run(&context, args).await,
         Command::Pack(command) => commands::pack::run(&context, command).await,
         Command::Legacy(command) => commands::legacy::run(&context, command).await,
     }

@@ -10,7 +10,7 @@ use crate::kinds::{CollectionStatus, CollectionType};
 use crate::validation::{ValidationError, check_json_object, check_long_text, check_short_text};
 
 /// A group of files with its generation progress and the credits its files cost.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Collection {
     /// Id.
     pub id: Uuid,
@@ -47,7 +47,7 @@ pub struct Collection {
 }
 
 /// The input of `create_tech_file_collection`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewCollection {
     /// Owner.
     pub user_id: Uuid,
@@ -96,7 +96,7 @@ impl NewCollection {
 }
 
 /// A file's place in a collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CollectionItem {
     /// Id.
     pub id: Uuid,
@@ -115,7 +115,7 @@ pub struct CollectionItem {
 }
 
 /// One file to add to a collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CollectionItemInput {
     /// The file version.
     pub tech_file_id: Uuid,
@@ -141,7 +141,7 @@ impl CollectionItemInput {
 }
 
 /// A collection with its files in display order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CollectionWithFiles {
     /// The collection.
     pub collection: Collection,
@@ -150,7 +150,7 @@ pub struct CollectionWithFiles {
 }
 
 /// A progress update of a collection.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CollectionProgress {
     /// Progress, 0..=100.
     pub completion_percentage: i32,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The kind of a failure: whose fault it is and whether trying again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The input breaks a rule (a bad value, a photo that is not an image): fix the input.

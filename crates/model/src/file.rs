@@ -12,7 +12,7 @@ use crate::validation::{
 };
 
 /// One stored version of a tech file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TechFile {
     /// This version's id.
     pub id: Uuid,
@@ -77,7 +77,7 @@ pub struct TechFile {
 }
 
 /// The input of `create_tech_file`: the first version of a new file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTechFile {
     /// The product idea.
     pub product_idea_id: Uuid,
@@ -181,7 +181,7 @@ impl NewTechFile {
 /// What a new version changes relative to the version it supersedes. Unset fields are carried
 /// over, except credits (a new version costs only what it says) and the idempotency key — and,
 /// for a version that starts `processing`, the outputs (see [`FileChanges::apply_to`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileChanges {
     /// New view.
     pub view_type: Option<String>,
@@ -337,7 +337,7 @@ impl FileChanges {
 }
 
 /// A superseded version, archived automatically by the database when a newer version arrives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TechFileVersion {
     /// The archive record's id.
     pub id: Uuid,
@@ -361,7 +361,7 @@ pub struct TechFileVersion {
 
 /// The position after the last row of a page: rows are ordered newest first by
 /// (`created_at`, `id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileCursor {
     /// `created_at` of the last row returned.
     pub created_at: DateTime<Utc>,
@@ -397,7 +397,7 @@ impl FileCursor {
 }
 
 /// Filters of `get_latest_tech_files`. Archived files are left out unless asked for by status.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileFilter {
     /// Only this product.
     pub product_idea_id: Option<Uuid>,
@@ -433,7 +433,7 @@ impl FileFilter {
 }
 
 /// One page of files and the cursor of the next, if there is more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FilePage {
     /// The rows, newest first.
     pub files: Vec<TechFile>,

@@ -67,7 +67,7 @@ impl JobState {
 }
 
 /// One durable generation job, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     /// Id.
     pub id: Uuid,
@@ -135,7 +135,7 @@ pub struct Job {
 pub const MAX_JOB_KEY_BYTES: usize = 200;
 
 /// The input of `enqueue_job`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewJob {
     /// Owner.
     pub user_id: Uuid,
@@ -219,7 +219,7 @@ impl NewJob {
 }
 
 /// What `list_jobs` returns: newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobFilter {
     /// Only jobs in this state.
     pub state: Option<JobState>,
@@ -247,7 +247,7 @@ impl JobFilter {
 /// A worker's hold on a running job, returned by a claim. The token is the fence: heartbeats,
 /// progress, finishing and every write of a fenced store check it, and a claim by another
 /// worker replaces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobLease {
     /// The job.
     pub job_id: Uuid,
@@ -325,7 +325,7 @@ pub fn check_lease(lease: Duration) -> Result<(), ValidationError> {
 }
 
 /// How a run ended: what `finish_job` records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobOutcome {
     /// A terminal state: succeeded, partial, failed or cancelled.
     pub state: JobState,
@@ -397,7 +397,7 @@ impl JobOutcome {
 
 /// A tech-pack job's progress as its runner records it on the job row (`generation_jobs.progress`).
 /// Every field defaults, so a job that has not started yet (`{}`) reads as all zeros.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct JobProgress {
     /// Steps with an output (generated or reused).
@@ -427,7 +427,7 @@ impl JobProgress {
 }
 
 /// How many steps of a pack came about in each way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct JobStepCounts {
     /// Made by the provider in this run (and charged).
@@ -441,7 +441,7 @@ pub struct JobStepCounts {
 }
 
 /// A failed step of a pack, as a job's result lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailedStep {
     /// The step, e.g. `front close-up 2 (collar)`.
     pub step: String,
@@ -451,7 +451,7 @@ pub struct FailedStep {
 
 /// What a finished tech-pack job keeps of its pack (`generation_jobs.result`): enough to report
 /// it without reading the collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobResult {
     /// The pack's `tech_pack_v2` collection.
     pub collection_id: Uuid,

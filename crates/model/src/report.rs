@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// The specification's `getProductGenerationStats`: every stored version of the product's files counts,
 /// since every version was generated (and charged) once.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductStats {
     /// The product.
     pub product_idea_id: Uuid,
@@ -24,7 +24,7 @@ pub struct ProductStats {
 }
 
 /// Files created in the last 24 hours, by type and status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecentFilesRow {
     /// File type.
     pub file_type: String,
@@ -35,7 +35,7 @@ pub struct RecentFilesRow {
 }
 
 /// Credits by product over the last 7 days.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductCreditsRow {
     /// Product.
     pub product_idea_id: Uuid,
@@ -46,7 +46,7 @@ pub struct ProductCreditsRow {
 }
 
 /// Collection completion by status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CollectionCompletionRow {
     /// Status.
     pub status: String,
@@ -57,7 +57,7 @@ pub struct CollectionCompletionRow {
 }
 
 /// The specification's three monitoring queries, for the principal's rows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MonitoringReport {
     /// Files in the last 24 hours by type and status.
     pub recent_files: Vec<RecentFilesRow>,

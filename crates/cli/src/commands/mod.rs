@@ -10,6 +10,7 @@ pub mod legacy;
 pub mod migrate;
 pub mod pack;
 pub mod photo;
+pub mod serve;
 pub mod stats;
 pub mod worker;
 
@@ -23,4 +24,31 @@ pub fn seconds(value: f64, flag: &str, min: f64) -> anyhow::Result<std::time::Du
         .into());
     }
     Ok(std::time::Duration::from_secs_f64(value))
+}
+
+/// Cancels `shutdown` on SIGTERM (a deploy, `kill`) or Ctrl-C, saying `message` first, so
+/// long-running commands stop gracefully.
+pub async fn stop_on_signals(
+    shutdown: techpack_pipeline::CancellationToken,
+    message: &'static str,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("{message}");
+    shutdown.cancel();
 }

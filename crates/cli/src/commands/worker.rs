@@ -58,7 +58,10 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
     let app = context.app().await?;
     let environment = app.job_environment();
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signals(shutdown.clone()));
+    tokio::spawn(super::stop_on_signals(
+        shutdown.clone(),
+        "stopping: no new jobs; the jobs in hand stop after their steps in flight and go back to the queue",
+    ));
     let (events, mut event_queue) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(event) = event_queue.recv().await {
@@ -100,27 +103,4 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
-}
-
-/// SIGTERM (a deploy, `kill`) and Ctrl-C both stop the worker gracefully.
-async fn stop_on_signals(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!(
-        "stopping: no new jobs; the jobs in hand stop after their steps in flight and go back to the queue"
-    );
-    shutdown.cancel();
 }

@@ -1,0 +1,62 @@
+//! Health and metrics for the platform that runs the server: `/healthz` (the process
+//! answers), `/readyz` (the database and the blob store answer too) and `/metrics`
+//! (Prometheus).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::state::AppState;
+use crate::views::Readiness;
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The server can serve: the database and the blob store answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, description = "A dependency does not answer", body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database = match state.app.store().database_id().await {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the database does not answer");
+            error.code().to_owned()
+        }
+    };
+    let blobs = match state.app.blobs().list_all(techpack_blobs::CLAIMS_DIR).await {
+        Ok(_) => "ok".to_owned(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the blob store does not answer");
+            error.code().to_owned()
+        }
+    };
+    let ready = database == "ok" && blobs == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database,
+            blobs,
+        }),
+    )
+}
+
+/// Prometheus metrics: requests by route and status with latency histograms, packs submitted.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
