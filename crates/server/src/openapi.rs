@@ -17,7 +17,7 @@ use crate::routes::{blobs, collections, files, health, jobs, packs, reports};
     paths(
         packs::create_pack, packs::list_packs, packs::get_pack, packs::retry_failed,
         jobs::list_jobs, jobs::get_job, jobs::cancel_job, jobs::job_events,
-        files::list_files, files::upload_file, files::get_file, files::file_versions, files::create_version,
+        files::list_files, files::create_file, files::upload_file, files::get_file, files::file_versions, files::create_version,
         files::restore_file, files::archive_file, files::set_file_status, files::content,
         files::content_url,
         collections::list_collections, collections::create_collection,

@@ -75,6 +75,52 @@ async fn files_routes_store_page_version_and_archive(db: Db) {
     let other = server.get_json("/api/v1/files?product=mug", None).await;
     assert!(other["files"].as_array().unwrap().is_empty());
 
+    // A row without content (the service layer's createTechFile); credits are not the
+    // caller's to set.
+    let row = server
+        .post_json(
+            "/api/v1/files",
+            None,
+            &json!({"product": "tee", "file_type": "sketch", "view_type": "front", "idempotency_key": "row-1"}),
+        )
+        .await;
+    assert_eq!(row.status(), StatusCode::CREATED);
+    let row: Value = row.json().await.unwrap();
+    assert_eq!(row["status"], "processing");
+    assert_eq!(row["credits_used"], 0);
+    let again: Value = server
+        .post_json(
+            "/api/v1/files",
+            None,
+            &json!({"product": "tee", "file_type": "sketch", "view_type": "front", "idempotency_key": "row-1"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again["id"], row["id"],
+        "the same idempotency key answers the same row"
+    );
+    let charged = server
+        .post_json(
+            "/api/v1/files",
+            None,
+            &json!({"product": "tee", "file_type": "sketch", "credits_used": 100}),
+        )
+        .await;
+    let (code, _) = error_of(charged, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(code, "invalid_input");
+    let archived_row = row["id"].as_str().unwrap();
+    let response = server
+        .post_json(
+            &format!("/api/v1/files/{archived_row}/archive"),
+            None,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
     let id = &ids[0];
     let file = server.get_json(&format!("/api/v1/files/{id}"), None).await;
     assert_eq!(file["id"], id.as_str());
@@ -125,7 +171,11 @@ async fn files_routes_store_page_version_and_archive(db: Db) {
     let archived_list = server
         .get_json("/api/v1/files?product=tee&status=archived", None)
         .await;
-    assert_eq!(archived_list["files"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        archived_list["files"].as_array().unwrap().len(),
+        2,
+        "the archived photo and the archived sketch row"
+    );
     let restored = server
         .post_json(
             &format!("/api/v1/files/{id}/restore"),
@@ -742,7 +792,7 @@ async fn bad_input_gets_a_json_error_with_a_code(db: Db) {
     }
     // A body over the limit is refused before it is read.
     let response = server
-        .request(Method::POST, "/api/v1/files?product=tee", None)
+        .request(Method::POST, "/api/v1/files/upload?product=tee", None)
         .body(vec![0u8; 128 * 1024])
         .send()
         .await
@@ -751,7 +801,7 @@ async fn bad_input_gets_a_json_error_with_a_code(db: Db) {
     assert_eq!(code, "too_large");
     // Not an image: the existing sniffing refuses it and nothing is stored.
     let response = server
-        .request(Method::POST, "/api/v1/files?product=tee", None)
+        .request(Method::POST, "/api/v1/files/upload?product=tee", None)
         .body(b"MZ\x90\x00 not a product photo".to_vec())
         .send()
         .await
@@ -878,4 +928,52 @@ fn large_photo(seed: u8) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, ImageFormat::Png).unwrap();
     bytes.into_inner()
+}
+
+/// Schemathesis (from PyPI, installed by `scripts/test` into a virtualenv it names in
+/// `TECHPACK_SCHEMATHESIS`) fuzzes every operation of `/openapi.json` and checks that no
+/// request gets a server error and every response matches the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
+    let schemathesis = std::env::var("TECHPACK_SCHEMATHESIS").unwrap_or_else(|_| {
+        panic!(
+            "TECHPACK_SCHEMATHESIS names no schemathesis executable: run the tests with scripts/test, which installs it into a virtualenv"
+        )
+    });
+    let server = TestServer::start_with(Options {
+        workers: 0,
+        ..Options::new(Db::Sqlite, Auth::Local)
+    })
+    .await;
+    server.upload(None, "fuzzed", "front", photo_png(7)).await;
+    let reports = server.dir.path().join("schemathesis");
+    let base = server.base.clone();
+    let output = tokio::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("{base}/openapi.json"))
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--max-examples",
+            "25",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--seed",
+            "20261201",
+            "--no-color",
+            "--request-timeout",
+            "30",
+            "--report-dir",
+        ])
+        .arg(&reports)
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .await
+        .unwrap_or_else(|error| panic!("running {schemathesis}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{stdout}\n{stderr}"
+    );
 }

@@ -11,8 +11,8 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use techpack_housekeeping::upload::{UploadRequest, UploadSource, store_file};
 use techpack_model::{
-    ErrorKind, FileChanges, FileCursor, FileFilter, FileStatus, FileType, Principal, TechFile,
-    TechFileVersion,
+    ErrorKind, FileChanges, FileCursor, FileFilter, FileStatus, FileType, NewTechFile, Principal,
+    TechFile, TechFileVersion,
 };
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -88,6 +88,103 @@ pub(crate) fn product_filter(caller: &Caller, product: Option<&str>) -> ApiResul
     }
 }
 
+/// A new file row, as the service layer's createTechFile takes it (the content, when it has
+/// one, already stored: use `POST /api/v1/files/upload` to store content and row together).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFileRequest {
+    /// The product (a UUID or a name).
+    pub product: String,
+    /// What the file holds.
+    pub file_type: FileType,
+    /// The revision.
+    pub revision_id: Option<Uuid>,
+    /// The base view (front, back …).
+    pub view_type: Option<String>,
+    /// The close-up shot name or sub-category.
+    pub file_category: Option<String>,
+    /// Structured result (a JSON object).
+    pub analysis_data: Option<serde_json::Value>,
+    /// Metadata (a JSON object).
+    pub metadata: Option<serde_json::Value>,
+    /// The model that made it.
+    pub ai_model: Option<String>,
+    /// The prompt or parameters.
+    pub generation_prompt: Option<String>,
+    /// The generation run.
+    pub generation_batch_id: Option<Uuid>,
+    /// A second create with the same key returns the first row.
+    pub idempotency_key: Option<String>,
+    /// Confidence 0..1.
+    pub confidence_score: Option<f64>,
+    /// Quality 0..1.
+    pub quality_score: Option<f64>,
+    /// Initial status (default `processing`).
+    pub status: Option<FileStatus>,
+    /// Why it failed, for a failed file.
+    pub error_message: Option<String>,
+    /// For the service role: the owner.
+    pub user: Option<Uuid>,
+}
+
+/// Creates a file row (the first version of a new file). Credits are the store's to charge,
+/// so a client cannot set them.
+#[utoipa::path(
+    post, path = "/api/v1/files", tag = "files",
+    request_body = NewFileRequest,
+    responses((status = 201, body = TechFile,
+               headers(("Location" = String, description = "The file"))),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn create_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewFileRequest>,
+) -> ApiResult<Response> {
+    let owner = caller.acting_user(body.user)?;
+    let mut row = NewTechFile::new(
+        owner,
+        techpack_app::products::product_id(owner, &body.product),
+        body.file_type,
+    );
+    row.revision_id = body.revision_id;
+    row.view_type = body.view_type;
+    row.file_category = body.file_category;
+    if let Some(analysis) = body.analysis_data {
+        row.analysis_data = analysis;
+    }
+    if let Some(metadata) = body.metadata {
+        row.metadata = metadata;
+    }
+    row.ai_model = body.ai_model;
+    row.generation_prompt = body.generation_prompt;
+    row.generation_batch_id = body.generation_batch_id;
+    row.idempotency_key = body.idempotency_key;
+    row.confidence_score = body.confidence_score;
+    row.quality_score = body.quality_score;
+    if let Some(status) = body.status {
+        row.status = status;
+    }
+    row.error_message = body.error_message;
+    let file = state
+        .app
+        .store()
+        .create_tech_file(caller.principal, row)
+        .await?;
+    Ok(created(&file))
+}
+
+fn created(file: &TechFile) -> Response {
+    let location = format!("/api/v1/files/{}", file.id);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(file),
+    )
+        .into_response()
+}
+
 /// Where an upload goes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +206,7 @@ pub struct UploadQuery {
 /// Stores a file: the request body is the content (PNG, JPEG, WebP, GIF, SVG, JSON or PDF),
 /// streamed to the blob store, then a completed file row points at it.
 #[utoipa::path(
-    post, path = "/api/v1/files", tag = "files", params(UploadQuery),
+    post, path = "/api/v1/files/upload", tag = "files", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
     responses((status = 201, body = TechFile,
                headers(("Location" = String, description = "The file"))),
@@ -194,13 +291,7 @@ pub async fn upload_file(
         request,
     )
     .await?;
-    let location = format!("/api/v1/files/{}", stored.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(stored),
-    )
-        .into_response())
+    Ok(created(&stored))
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -282,13 +373,7 @@ pub async fn create_version(
         .store()
         .create_tech_file_version(caller.principal, id, changes)
         .await?;
-    let location = format!("/api/v1/files/{}", version.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(version),
-    )
-        .into_response())
+    Ok(created(&version))
 }
 
 /// Which version to restore.

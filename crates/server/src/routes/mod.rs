@@ -87,7 +87,8 @@ pub fn router(state: AppState) -> Router {
     // Uploads, downloads and event streams last as long as their bodies do.
     let streaming = Router::new()
         .route("/api/v1/packs", post(packs::create_pack))
-        .route("/api/v1/files", post(files::upload_file))
+        .route("/api/v1/files", post(files::create_file))
+        .route("/api/v1/files/upload", post(files::upload_file))
         .route("/api/v1/jobs/{id}/events", get(jobs::job_events))
         .route("/blobs/{token}", get(blobs::download));
     let docs = SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi());

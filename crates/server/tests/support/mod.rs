@@ -171,7 +171,9 @@ impl TestServer {
         let response = self
             .request(
                 Method::POST,
-                &format!("/api/v1/files?product={product}&file_type=base_view&view_type={view}"),
+                &format!(
+                    "/api/v1/files/upload?product={product}&file_type=base_view&view_type={view}"
+                ),
                 token,
             )
             .header("content-type", "image/png")
