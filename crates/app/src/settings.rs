@@ -84,8 +84,27 @@ pub struct OpenAiSettings {
     pub timeout_secs: Option<f64>,
     /// Retries after the first attempt (`TECHPACK_OPENAI_MAX_RETRIES`).
     pub max_retries: Option<u32>,
-    /// Requests in flight at once in this process (`TECHPACK_OPENAI_CONCURRENCY`).
+    /// Requests in flight at once in this process, across all its jobs
+    /// (`TECHPACK_OPENAI_CONCURRENCY`).
     pub concurrency: Option<usize>,
+    /// Requests this process starts per minute, when limited
+    /// (`TECHPACK_OPENAI_REQUESTS_PER_MINUTE`).
+    pub requests_per_minute: Option<u32>,
+    /// Seconds one step may take, retries included (`TECHPACK_OPENAI_DEADLINE_SECS`).
+    pub deadline_secs: Option<f64>,
+    /// The longest `Retry-After` waited out, in seconds; a longer one fails the step saying
+    /// when to retry (`TECHPACK_OPENAI_MAX_RETRY_AFTER_SECS`).
+    pub max_retry_after_secs: Option<f64>,
+    /// Azure's `api-version`: set, `base_url` is the Azure resource and the model names are
+    /// deployments (`TECHPACK_OPENAI_API_VERSION`).
+    pub api_version: Option<String>,
+    /// The key's header: `bearer`, `api-key` or `auto` (`TECHPACK_OPENAI_AUTH`).
+    pub auth: Option<String>,
+    /// A separate endpoint for the images API (`TECHPACK_OPENAI_IMAGES_BASE_URL`).
+    pub images_base_url: Option<String>,
+    /// The images endpoint's key (`TECHPACK_OPENAI_IMAGES_API_KEY`). Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub images_api_key: Option<SecretString>,
 }
 
 impl OpenAiSettings {
@@ -107,6 +126,16 @@ impl OpenAiSettings {
             env::ENV_TIMEOUT_SECS => self.timeout_secs.map(|secs| secs.to_string()),
             env::ENV_MAX_RETRIES => self.max_retries.map(|retries| retries.to_string()),
             env::ENV_CONCURRENCY => self.concurrency.map(|limit| limit.to_string()),
+            env::ENV_REQUESTS_PER_MINUTE => self.requests_per_minute.map(|rpm| rpm.to_string()),
+            env::ENV_DEADLINE_SECS => self.deadline_secs.map(|secs| secs.to_string()),
+            env::ENV_MAX_RETRY_AFTER_SECS => self.max_retry_after_secs.map(|secs| secs.to_string()),
+            env::ENV_API_VERSION => text(&self.api_version),
+            env::ENV_AUTH => text(&self.auth),
+            env::ENV_IMAGES_BASE_URL => text(&self.images_base_url),
+            env::ENV_IMAGES_API_KEY => self
+                .images_api_key
+                .as_ref()
+                .map(|key| key.expose_secret().to_owned()),
             _ => None,
         }
     }

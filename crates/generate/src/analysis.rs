@@ -303,10 +303,18 @@ impl Analysis {
             .map(|region| CloseupShot {
                 name: region.name.clone(),
                 bbox: region.bbox,
-                description: format!(
-                    "close-up of the {} of the {} view of a {} product",
-                    region.name, self.view, self.category
-                ),
+                description: {
+                    let category = self.category.to_string();
+                    let article = if category.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    };
+                    format!(
+                        "close-up of the {} of the {} view of {article} {category} product",
+                        region.name, self.view
+                    )
+                },
             })
             .collect()
     }

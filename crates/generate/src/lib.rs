@@ -1,12 +1,15 @@
 //! Generation providers: one trait, [`Provider`], that turns one product photo (one view of one
 //! revision) into an analysis, named close-up shots and a technical sketch.
 //!
-//! Two providers implement it: [`local::LocalProvider`] (the default: real image processing,
-//! offline and deterministic) and [`openai::OpenAiProvider`] (any OpenAI-compatible endpoint).
+//! Three providers implement it: [`local::LocalProvider`] (the default: real image
+//! processing, offline and deterministic), [`openai::OpenAiProvider`] (any OpenAI-compatible
+//! endpoint) and [`HybridProvider`] (analyses from an OpenAI-compatible vision model,
+//! close-ups and sketches made locally from them).
 //! Nothing here touches a database or blob store; the pipeline crate stores the results.
 
 mod analysis;
 mod error;
+mod hybrid;
 pub mod local;
 pub mod openai;
 mod render;
@@ -23,7 +26,8 @@ pub use analysis::{
     CategorySource, ColorShare, Confidence, DetailRegion, Feature, ImageInfo, Landmark,
     Measurement, MeasurementScale, Measurements, ProductRegion, ScaleSource, SourceImage,
 };
-pub use error::GenerateError;
+pub use error::{GenerateError, Refusal};
+pub use hybrid::HybridProvider;
 pub use render::{RenderError, RenderOptions, RenderedPng, render_svg_png};
 pub use select::{ProviderKind, ProviderSetupError};
 

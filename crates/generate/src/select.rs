@@ -14,13 +14,16 @@ pub enum ProviderKind {
     Local,
     /// An OpenAI-compatible endpoint configured from the environment.
     OpenAi,
+    /// Analyses from an OpenAI-compatible vision model, close-ups and sketches made locally
+    /// (for servers without an images API: Ollama, vLLM).
+    Hybrid,
 }
 
 /// A provider name that is not one of ours, or a provider that cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderSetupError {
     /// Not a provider name.
-    #[error("unknown provider '{0}': use local or openai")]
+    #[error("unknown provider '{0}': use local, openai or hybrid")]
     Unknown(String),
     /// The OpenAI provider's configuration is missing or wrong.
     #[error(transparent)]
@@ -57,11 +60,24 @@ impl ClassifiedError for ProviderSetupError {
 }
 
 impl ProviderKind {
+    /// Every provider, in the order help texts list them.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Local,
+        ProviderKind::OpenAi,
+        ProviderKind::Hybrid,
+    ];
+
+    /// Whether it calls an OpenAI-compatible endpoint (and so needs its settings).
+    pub fn uses_openai(self) -> bool {
+        matches!(self, ProviderKind::OpenAi | ProviderKind::Hybrid)
+    }
+
     /// The provider's name, as `--provider` takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
             ProviderKind::OpenAi => "openai",
+            ProviderKind::Hybrid => "hybrid",
         }
     }
 }
@@ -79,6 +95,7 @@ impl FromStr for ProviderKind {
         match name.trim().to_ascii_lowercase().as_str() {
             "local" => Ok(ProviderKind::Local),
             "openai" => Ok(ProviderKind::OpenAi),
+            "hybrid" => Ok(ProviderKind::Hybrid),
             other => Err(ProviderSetupError::Unknown(other.to_owned())),
         }
     }

@@ -10,10 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use serde_json::{Value, json};
-use techpack_generate::openai::{OpenAiConfig, OpenAiProvider};
-use techpack_generate::{Analysis, CloseupShot, GenerateError, Provider, ViewPhoto};
-use techpack_model::ProductCategory;
-use wiremock::matchers::{header, method, path};
+use techpack_generate::openai::{AuthHeader, OpenAiConfig, OpenAiProvider, RequestLimiter};
+use techpack_generate::{
+    Analysis, CloseupShot, GenerateError, HybridProvider, Provider, Refusal, ViewPhoto,
+};
+use techpack_model::{ErrorKind, ProductCategory};
+use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const KEY: &str = "sk-test-key";
@@ -236,7 +238,7 @@ async fn closeup_sends_the_cropped_region_as_a_multipart_edit() {
     let shot = CloseupShot {
         name: "collar".into(),
         bbox: [24, 8, 40, 14],
-        description: "close-up of the collar of the front view of a apparel product".into(),
+        description: "close-up of the collar of the front view of an apparel product".into(),
     };
 
     let result = provider(config(&server))
@@ -257,7 +259,8 @@ async fn closeup_sends_the_cropped_region_as_a_multipart_edit() {
     );
     assert_eq!(text_field(request, "model").as_deref(), Some("gpt-image-1"));
     assert_eq!(text_field(request, "n").as_deref(), Some("1"));
-    assert_eq!(text_field(request, "size").as_deref(), Some("1024x1024"));
+    // The 32x22 crop is nearest in shape to 1536x1024, and padded to 3:2.
+    assert_eq!(text_field(request, "size").as_deref(), Some("1536x1024"));
     let prompt = text_field(request, "prompt").unwrap();
     assert!(
         prompt.contains("collar") && prompt.contains("apparel"),
@@ -277,8 +280,9 @@ async fn closeup_sends_the_cropped_region_as_a_multipart_edit() {
         ImageFormat::Png,
     )
     .expect("the image part is a PNG");
-    // 16x6 region, each side grown by the 8 px minimum margin and clamped to the 64x48 photo.
-    assert_eq!((sent.width(), sent.height()), (32, 22));
+    // 16x6 region, each side grown by the 8 px minimum margin and clamped to the 64x48 photo
+    // (32x22), then padded to the 3:2 of the size asked for.
+    assert_eq!((sent.width(), sent.height()), (33, 22));
     assert_eq!(
         sent.to_rgb8().get_pixel(16, 11),
         &Rgb([200, 30, 40]),
@@ -457,12 +461,16 @@ async fn a_retry_after_beyond_the_limit_is_handed_to_the_caller() {
         .analyze(&photo())
         .await
         .unwrap_err();
-    assert_eq!(
-        err,
-        GenerateError::RateLimited {
-            retry_after: Some(Duration::from_secs(3600))
-        }
+    assert!(
+        matches!(
+            &err,
+            GenerateError::RetryLater { wait, ceiling, .. }
+                if *wait == Duration::from_secs(3600) && *ceiling == Duration::from_secs(120)
+        ),
+        "{err:?}"
     );
+    assert!(err.to_string().contains("try again after"), "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
     assert!(err.is_retryable());
     assert_eq!(
         requests(&server).await.len(),
@@ -541,7 +549,6 @@ async fn malformed_answers_are_invalid_and_not_retried() {
         (not_json, "does not follow the schema"),
         (wrong_schema, "does not follow the schema"),
         (inconsistent, "product.bbox"),
-        (refusal, "refused"),
         (html, "not the expected JSON"),
     ];
     for (answer, expected) in cases {
@@ -561,6 +568,27 @@ async fn malformed_answers_are_invalid_and_not_retried() {
         assert!(!err.is_retryable());
         assert_eq!(requests(&server).await.len(), 1);
     }
+
+    // A refusal is about the photo: the same photo is refused again.
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(refusal)
+        .mount(&server)
+        .await;
+    let err = provider(config(&server))
+        .analyze(&photo())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GenerateError::ModelRefused("I can't help with that.".into())
+    );
+    assert_eq!(
+        (err.kind(), err.code()),
+        (ErrorKind::InvalidInput, "provider_refused")
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(requests(&server).await.len(), 1);
 }
 
 #[tokio::test]
@@ -596,11 +624,17 @@ async fn unauthorized_is_reported_with_the_service_message_and_not_retried() {
 
     assert_eq!(
         err,
-        GenerateError::Upstream {
-            status: Some(401),
-            message: "Incorrect API key provided: sk-test-key.".into()
-        }
+        GenerateError::Refused {
+            reason: Refusal::Unauthorized,
+            status: 401,
+            url: format!("POST {}/v1/chat/completions", server.uri()),
+            message: "Incorrect API key provided: ***.".into()
+        },
+        "the key the service echoed is redacted"
     );
+    assert_eq!(err.kind(), ErrorKind::Misconfigured);
+    assert_eq!(err.code(), "provider_unauthorized");
+    assert!(!err.to_string().contains(KEY), "{err}");
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -694,9 +728,533 @@ fn fingerprint_names_endpoint_models_size_and_prompt_version() {
     config.base_url = "http://127.0.0.1:8080/v1".into();
     let first = OpenAiProvider::new(config.clone()).unwrap().fingerprint();
     assert!(
-        first.starts_with("openai:127.0.0.1:8080:gpt-4.1-mini:gpt-image-1:1024x1024:"),
+        first.starts_with("openai:127.0.0.1:8080:gpt-4.1-mini:gpt-image-1:aspect:"),
         "{first}"
     );
     config.image_model = "dall-e-2".into();
     assert_ne!(OpenAiProvider::new(config).unwrap().fingerprint(), first);
+}
+
+/// Every class of error, under two retry settings: a transient one costs the step
+/// `max_retries + 1` calls, a permanent one a single call, and nothing else retries either.
+#[tokio::test]
+async fn a_failing_step_makes_at_most_max_retries_plus_one_calls() {
+    let cases: &[(u16, &str, bool)] = &[
+        (400, "invalid_value", false),
+        (401, "invalid_api_key", false),
+        (403, "unsupported_country_region_territory", false),
+        (404, "model_not_found", false),
+        (408, "timeout", true),
+        (409, "conflict", true),
+        (413, "too_large", false),
+        (422, "unprocessable", false),
+        (429, "rate_limit_exceeded", true),
+        (429, "insufficient_quota", false),
+        (500, "server_error", true),
+        (502, "bad_gateway", true),
+        (503, "overloaded", true),
+    ];
+    for max_retries in [0, 2] {
+        for &(status, code, transient) in cases {
+            let server = MockServer::start().await;
+            Mock::given(path("/v1/images/edits"))
+                .respond_with(
+                    ResponseTemplate::new(status).set_body_json(error_body("failed", "e", code)),
+                )
+                .mount(&server)
+                .await;
+            let mut config = config(&server);
+            config.max_retries = max_retries;
+            let err = provider(config)
+                .sketch(&photo(), &analysis())
+                .await
+                .unwrap_err();
+            let expected = if transient {
+                max_retries as usize + 1
+            } else {
+                1
+            };
+            assert_eq!(
+                requests(&server).await.len(),
+                expected,
+                "HTTP {status} {code} with max_retries {max_retries}: {err}"
+            );
+            assert_eq!(err.is_retryable(), transient, "HTTP {status} {code}: {err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn timeouts_and_dropped_connections_are_retried_up_to_the_limit() {
+    for max_retries in [0, 2] {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/chat/completions"))
+            .respond_with(
+                chat_answer(&analysis_json().to_string()).set_delay(Duration::from_secs(3)),
+            )
+            .mount(&server)
+            .await;
+        let mut config = config(&server);
+        config.timeout = Duration::from_millis(100);
+        config.max_retries = max_retries;
+        let err = provider(config).analyze(&photo()).await.unwrap_err();
+        assert_eq!(err, GenerateError::TimedOut(Duration::from_millis(100)));
+        assert_eq!(requests(&server).await.len(), max_retries as usize + 1);
+
+        // A server that accepts the connection and closes it without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let dropper = tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let mut config = OpenAiConfig::new(KEY);
+        config.base_url = format!("http://{address}/v1");
+        config.max_retries = max_retries;
+        config.backoff_base = Duration::from_millis(5);
+        config.backoff_max = Duration::from_millis(20);
+        let err = provider(config).analyze(&photo()).await.unwrap_err();
+        assert!(
+            matches!(err, GenerateError::Upstream { status: None, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            max_retries as usize + 1,
+            "{err}"
+        );
+        dropper.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_server_cannot_keep_a_step_past_its_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/edits"))
+        .respond_with(images_answer(&flat_png(32)).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.timeout = Duration::from_millis(400);
+    config.deadline = Duration::from_millis(600);
+    config.max_retries = 5;
+
+    let started = Instant::now();
+    let err = provider(config)
+        .sketch(&photo(), &analysis())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GenerateError::DeadlineExceeded { calls: 2, .. }),
+        "the second call gets what is left of the deadline: {err:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 2);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_waited_out_up_to_the_ceiling_and_never_past_the_deadline() {
+    // Up to the ceiling, however long: 2 s is waited out when the ceiling allows 3 s.
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "2"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(chat_answer(&analysis_json().to_string()))
+        .mount(&server)
+        .await;
+    let mut settings = config(&server);
+    settings.max_retry_after = Duration::from_secs(3);
+    let started = Instant::now();
+    provider(settings).analyze(&photo()).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(requests(&server).await.len(), 2);
+
+    // A wait the step's deadline cannot hold fails at once, saying when to come back.
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.max_retry_after = Duration::from_secs(3600);
+    config.deadline = Duration::from_secs(10);
+    let started = Instant::now();
+    let err = provider(config).analyze(&photo()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(err, GenerateError::RetryLater { wait, .. } if wait == Duration::from_secs(30)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("try again after"), "{err}");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_echoed_by_the_upstream_is_redacted_from_every_error() {
+    let echo = format!("invalid request from key {KEY} (sk-images-key)");
+    for status in [400, 500] {
+        let server = MockServer::start().await;
+        Mock::given(path("/v1/images/edits"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(error_body(&echo, "e", "e")))
+            .mount(&server)
+            .await;
+        let mut config = config(&server);
+        config.images_base_url = Some(format!("{}/v1", server.uri()));
+        config.images_api_key = Some("sk-images-key".to_owned().into());
+        let err = provider(config)
+            .sketch(&photo(), &analysis())
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains(KEY) && !shown.contains("sk-images-key"),
+            "HTTP {status}: {shown}"
+        );
+        assert!(
+            shown.contains("invalid request from key *** (***)"),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_images_api_is_not_retried_and_names_the_url_it_called() {
+    // Ollama and vLLM have no /v1/images/edits.
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/edits"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("404 page not found"))
+        .mount(&server)
+        .await;
+    let err = provider(config(&server))
+        .sketch(&photo(), &analysis())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GenerateError::Refused {
+                reason: Refusal::NotFound,
+                status: 404,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("POST {}/v1/images/edits", server.uri())),
+        "{message}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Misconfigured);
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn azure_deployments_get_their_urls_api_version_and_api_key_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/vision-dep/chat/completions"))
+        .and(query_param("api-version", "2025-04-01-preview"))
+        .and(header("api-key", KEY))
+        .respond_with(chat_answer(&analysis_json().to_string()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/image-dep/images/edits"))
+        .and(query_param("api-version", "2025-04-01-preview"))
+        .and(header("api-key", KEY))
+        .respond_with(images_answer(&flat_png(64)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut settings = config(&server);
+    settings.base_url = server.uri();
+    settings.api_version = Some("2025-04-01-preview".into());
+    settings.auth = AuthHeader::ApiKey;
+    settings.vision_model = "vision-dep".into();
+    settings.image_model = "image-dep".into();
+    let azure = provider(settings);
+    azure.analyze(&photo()).await.unwrap();
+    azure.sketch(&photo(), &analysis()).await.unwrap();
+    for request in requests(&server).await {
+        assert!(
+            request.headers.get("authorization").is_none(),
+            "the key goes in api-key only"
+        );
+    }
+
+    // Azure's v1 API: the usual paths under /openai/v1, no api-version needed.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/v1/chat/completions"))
+        .and(header("api-key", KEY))
+        .respond_with(chat_answer(&analysis_json().to_string()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.base_url = format!("{}/openai/v1", server.uri());
+    config.auth = AuthHeader::ApiKey;
+    provider(config).analyze(&photo()).await.unwrap();
+    assert!(requests(&server).await[0].url.query().is_none());
+}
+
+#[tokio::test]
+async fn images_can_go_to_a_second_server_with_its_own_key() {
+    let vision = MockServer::start().await;
+    let images = MockServer::start().await;
+    Mock::given(path("/v1/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(chat_answer(&analysis_json().to_string()))
+        .expect(1)
+        .mount(&vision)
+        .await;
+    Mock::given(path("/v1/images/edits"))
+        .and(header("authorization", "Bearer sk-images"))
+        .respond_with(images_answer(&flat_png(32)))
+        .expect(2)
+        .mount(&images)
+        .await;
+    let mut config = config(&vision);
+    config.images_base_url = Some(format!("{}/v1", images.uri()));
+    config.images_api_key = Some("sk-images".to_owned().into());
+    let provider = provider(config);
+    let analysis = provider.analyze(&photo()).await.unwrap().output;
+    let shot = analysis.plan_closeups(1).remove(0);
+    provider.closeup(&photo(), &analysis, &shot).await.unwrap();
+    provider.sketch(&photo(), &analysis).await.unwrap();
+    assert_eq!(requests(&vision).await.len(), 1);
+    assert_eq!(requests(&images).await.len(), 2);
+}
+
+/// A tall product: 20x140 px in a 60x160 photo.
+fn tall_photo() -> ViewPhoto {
+    let mut img = RgbImage::from_pixel(60, 160, Rgb([255, 255, 255]));
+    for y in 10..150 {
+        for x in 20..40 {
+            img.put_pixel(x, y, Rgb([30, 60, 200]));
+        }
+    }
+    ViewPhoto {
+        bytes: Arc::from(encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)),
+        view: "front".into(),
+        category: ProductCategory::Bottles,
+        reference: None,
+    }
+}
+
+fn tall_analysis() -> Analysis {
+    let mut json = analysis_json();
+    json["image"] = json!({ "width": 60, "height": 160 });
+    json["category"] = json!("bottles");
+    json["product"] = json!({ "bbox": [20, 10, 40, 150], "area_share": 0.29, "aspect_ratio": 0.14, "symmetry": 0.99 });
+    json["measurements"]["points"] = json!([
+        { "name": "overall_height", "px": 140.0, "cm": 25.0, "from": [30.0, 10.0], "to": [30.0, 150.0] }
+    ]);
+    json["detail_regions"] = json!([
+        { "name": "cap", "bbox": [22, 10, 38, 24], "score": 0.9 },
+        { "name": "label", "bbox": [20, 60, 40, 100], "score": 0.7 },
+        { "name": "base", "bbox": [20, 136, 40, 150], "score": 0.5 }
+    ]);
+    serde_json::from_value(json).unwrap()
+}
+
+/// The `<image>` element's x, y, width and height.
+fn image_rect(svg: &str) -> [f64; 4] {
+    let start = svg.find("<image ").unwrap();
+    let element = &svg[start..start + svg[start..].find("/>").unwrap()];
+    let attribute = |name: &str| -> f64 {
+        let needle = format!(" {name}=\"");
+        let from = element.find(&needle).unwrap() + needle.len();
+        element[from..from + element[from..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    [
+        attribute("x"),
+        attribute("y"),
+        attribute("width"),
+        attribute("height"),
+    ]
+}
+
+#[tokio::test]
+async fn a_tall_products_sketch_is_drawn_tall_and_its_callouts_land_on_the_drawing() {
+    let server = MockServer::start().await;
+    let drawn = {
+        let img = RgbImage::from_pixel(1024, 1536, Rgb([255, 255, 255]));
+        encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)
+    };
+    Mock::given(path("/v1/images/edits"))
+        .respond_with(images_answer(&drawn))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let analysis = tall_analysis();
+    let sketch = provider(config(&server))
+        .sketch(&tall_photo(), &analysis)
+        .await
+        .unwrap()
+        .output;
+
+    let request = &requests(&server).await[0];
+    assert_eq!(text_field(request, "size").as_deref(), Some("1024x1536"));
+    let sent = image::load_from_memory(multipart_field(request, "image").unwrap()).unwrap();
+    let sent_shape = f64::from(sent.width()) / f64::from(sent.height());
+    assert!(
+        (sent_shape - 1024.0 / 1536.0).abs() < 0.03,
+        "the crop is padded to the shape asked for: {}x{}",
+        sent.width(),
+        sent.height()
+    );
+
+    // The drawing fills its element exactly (same shape: nothing letterboxed), so the photo's
+    // coordinates are the drawing's, and every callout points inside it at its region.
+    let [x, y, w, h] = image_rect(&sketch.svg);
+    assert!((w / h - 1024.0 / 1536.0).abs() < 0.01, "{w}x{h}");
+    let [px0, py0, px1, py1] = analysis.product.bbox.map(f64::from);
+    assert!(x <= px0 && y <= py0 && x + w >= px1 && y + h >= py1);
+    let callouts = sketch.data["callouts"].as_array().unwrap();
+    assert_eq!(callouts.len(), 3);
+    for (callout, region) in callouts.iter().zip(&analysis.detail_regions) {
+        let target = callout["target"].as_array().unwrap();
+        let (tx, ty) = (target[0].as_f64().unwrap(), target[1].as_f64().unwrap());
+        let [rx0, ry0, rx1, ry1] = region.bbox.map(f64::from);
+        assert!(
+            (rx0..=rx1).contains(&tx) && (ry0..=ry1).contains(&ty),
+            "{callout} on {region:?}"
+        );
+        assert!(
+            (x..=x + w).contains(&tx) && (y..=y + h).contains(&ty),
+            "{callout} inside the drawing {x},{y} {w}x{h}"
+        );
+    }
+    assert_eq!(sketch.data["raster"]["height"], 1536);
+}
+
+#[tokio::test]
+async fn dall_e_2_gets_a_square_rgba_image_and_a_clear_mask() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/images/edits"))
+        .respond_with(images_answer(&flat_png(64)))
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.image_model = "dall-e-2".into();
+    provider(config)
+        .sketch(&tall_photo(), &tall_analysis())
+        .await
+        .unwrap();
+    let request = &requests(&server).await[0];
+    assert_eq!(text_field(request, "size").as_deref(), Some("1024x1024"));
+    assert_eq!(
+        text_field(request, "response_format").as_deref(),
+        Some("b64_json")
+    );
+    let image = image::load_from_memory(multipart_field(request, "image").unwrap()).unwrap();
+    assert_eq!(image.width(), image.height(), "square");
+    assert!(image.color().has_alpha(), "RGBA");
+    let mask = image::load_from_memory(multipart_field(request, "mask").unwrap())
+        .unwrap()
+        .to_rgba8();
+    assert_eq!(mask.dimensions(), (image.width(), image.height()));
+    assert!(
+        mask.pixels().all(|p| p.0[3] == 0),
+        "everything may be redrawn"
+    );
+}
+
+#[tokio::test]
+async fn hybrid_makes_a_whole_pack_from_a_server_without_an_images_api() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(chat_answer(&analysis_json().to_string()))
+        .mount(&server)
+        .await;
+    // Anything else (the images API) answers 404, as Ollama and vLLM do.
+    let mut config = config(&server);
+    config.api_key = String::new().into();
+    config.vision_model = "llava".into();
+    let hybrid = HybridProvider::new(
+        provider(config),
+        techpack_generate::local::LocalProvider::default(),
+    );
+    let photo = photo();
+    let analysis = hybrid.analyze(&photo).await.unwrap();
+    let shots = hybrid.plan_closeups(&analysis.output, 2);
+    assert_eq!(shots.len(), 2);
+    for shot in &shots {
+        let closeup = hybrid
+            .closeup(&photo, &analysis.output, shot)
+            .await
+            .unwrap();
+        assert!(!closeup.output.png.is_empty());
+    }
+    let sketch = hybrid.sketch(&photo, &analysis.output).await.unwrap();
+    assert!(sketch.output.svg.contains("<svg"));
+    let sent = requests(&server).await;
+    assert_eq!(sent.len(), 1, "only the analysis goes to the server");
+    assert!(
+        sent[0].headers.get("authorization").is_none(),
+        "no key, no header"
+    );
+    assert!(hybrid.fingerprint().starts_with("hybrid:openai-vision:"));
+}
+
+#[tokio::test]
+async fn providers_sharing_a_limiter_share_its_limit() {
+    let server = MockServer::start().await;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let delay = Duration::from_millis(300);
+    Mock::given(path("/v1/chat/completions"))
+        .respond_with(Recorder {
+            arrivals: arrivals.clone(),
+            delay,
+            body: analysis_json().to_string(),
+        })
+        .mount(&server)
+        .await;
+    let limiter = Arc::new(RequestLimiter::new(2, None));
+    // Two providers, as two jobs of one process would use.
+    let first = Arc::new(OpenAiProvider::with_limiter(config(&server), limiter.clone()).unwrap());
+    let second = Arc::new(OpenAiProvider::with_limiter(config(&server), limiter).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..6 {
+        let provider = if index % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.spawn(async move { provider.analyze(&photo()).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().unwrap();
+    }
+    let arrivals = arrivals.lock().unwrap().clone();
+    let window = delay.mul_f64(0.9);
+    let max_in_flight = arrivals
+        .iter()
+        .map(|&t| {
+            arrivals
+                .iter()
+                .filter(|&&s| s <= t && t.duration_since(s) < window)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(max_in_flight, 2, "two in flight across both providers");
 }

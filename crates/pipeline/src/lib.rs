@@ -24,8 +24,8 @@ pub use legacy::{LegacyImportReport, import_legacy_analyses};
 pub use pack::{ExportReport, ExportedFile, export_tech_pack, files_in_section, find_tech_pack};
 pub use progress::{ProgressCounts, ProgressEvent, ProgressSender, StepId, StepKind};
 pub use request::{
-    MAX_CLOSEUPS_PER_VIEW, RetryPolicy, StepOrigin, StepReport, StoredView, TechPackOptions,
-    TechPackRequest, TechPackResult, ViewInput,
+    MAX_CLOSEUPS_PER_VIEW, StepOrigin, StepReport, StoredView, TechPackOptions, TechPackRequest,
+    TechPackResult, ViewInput,
 };
 pub use tokio_util::sync::CancellationToken;
 

@@ -1,7 +1,6 @@
 //! The request and the result of a tech-pack run, after the specification's `generateCompleteTechPack`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use techpack_model::{Collection, CollectionStatus, CollectionType, ProductCategory, TechFile};
@@ -24,29 +23,6 @@ pub struct ViewInput {
     pub reference: Option<String>,
 }
 
-/// How often and how patiently a retryable provider error is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1).
-    pub attempts: u32,
-    /// The wait before the second attempt; doubled before each further one.
-    pub base_delay: Duration,
-    /// No wait is longer than this, even when the provider asks for more.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// One call: the providers retry what is worth retrying themselves (the OpenAI provider
-    /// with its own backoff), so a second layer here would multiply the calls.
-    fn default() -> Self {
-        Self {
-            attempts: 1,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(20),
-        }
-    }
-}
-
 /// The options of a run.
 #[derive(Debug, Clone)]
 pub struct TechPackOptions {
@@ -61,8 +37,6 @@ pub struct TechPackOptions {
     /// Also write each analysis to the legacy `revision_vision_analysis` table (default on,
     /// as in the seed, so older readers keep working).
     pub legacy_dual_write: bool,
-    /// Retries of retryable provider errors.
-    pub retry: RetryPolicy,
     /// The generation batch of the run. A durable job gives its own, so that an attempt that
     /// resumes after a crash continues the same collection even under `force`; when no
     /// collection has it yet, the run's new collection gets it. `None`: a fresh batch.
@@ -80,7 +54,6 @@ impl Default for TechPackOptions {
             concurrency: 4,
             force: false,
             legacy_dual_write: true,
-            retry: RetryPolicy::default(),
             batch_id: None,
             stop: None,
         }
@@ -154,13 +127,22 @@ pub struct StepReport {
     pub credits: i64,
     /// Wall time of the step, waiting for a concurrency slot excluded.
     pub elapsed_ms: u64,
-    /// Provider calls made (0 for a reused output).
+    /// Provider operations called (0 for a reused output, else 1: the provider retries
+    /// transient failures inside that one call, under its own policy).
     pub attempts: u32,
     /// The error of a failed or blocked step.
     pub error: Option<String>,
     /// The kind of that error: whether making the step again can succeed.
     #[serde(default)]
     pub error_kind: Option<techpack_model::ErrorKind>,
+    /// Whether making the step again later may succeed (a provider outage, a rate limit), as
+    /// opposed to a failure no retry changes (a refused key, a photo that is not an image, an
+    /// answer that breaks the schema). False for a step that did not fail.
+    #[serde(default)]
+    pub retryable: bool,
+    /// How long the provider asked to wait before the step is tried again, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The result of a run: the specification's `generateCompleteTechPack` output.
@@ -265,9 +247,6 @@ pub(crate) fn validate(request: &TechPackRequest) -> PipelineResult<()> {
     }
     if request.options.concurrency == 0 {
         return invalid("concurrency must be at least 1".into());
-    }
-    if request.options.retry.attempts == 0 {
-        return invalid("retry attempts must be at least 1 (the first attempt counts)".into());
     }
     Ok(())
 }

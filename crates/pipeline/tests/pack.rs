@@ -11,7 +11,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::{TestProvider, png, test_analysis};
 use techpack_blobs::{BlobStore, BlobStoreOptions};
-use techpack_generate::ViewPhoto;
+use techpack_generate::{GenerateError, ViewPhoto};
 use techpack_model::{ClaimOptions, Job, JobState};
 use techpack_model::{
     CollectionStatus, FileFilter, FileStatus, FileType, Principal, ProductCategory,
@@ -21,7 +21,7 @@ use techpack_pipeline::jobs::{
     run_claimed_job,
 };
 use techpack_pipeline::{
-    LEGACY_LINK_FIELD, Pipeline, ProgressEvent, RetryPolicy, SECTION_BASE_VIEWS, SECTION_CLOSEUPS,
+    LEGACY_LINK_FIELD, Pipeline, ProgressEvent, SECTION_BASE_VIEWS, SECTION_CLOSEUPS,
     SECTION_MANIFEST, SECTION_SKETCHES, StepOrigin, TechPackOptions, TechPackRequest,
     TechPackResult, ViewInput, export_tech_pack, files_in_section, find_tech_pack,
     import_legacy_analyses,
@@ -70,11 +70,6 @@ impl Harness {
             options: TechPackOptions {
                 closeups_per_view: closeups,
                 concurrency: 4,
-                retry: RetryPolicy {
-                    attempts: 2,
-                    base_delay: Duration::from_millis(1),
-                    max_delay: Duration::from_millis(5),
-                },
                 ..TechPackOptions::default()
             },
         }
@@ -166,6 +161,8 @@ on_both_backends!(
     a_forced_run_resumed_in_its_batch_redoes_only_what_is_unfinished,
     a_job_runs_the_pack_and_records_progress_and_result,
     a_job_that_keeps_failing_is_given_up_with_its_last_error,
+    a_provider_error_no_retry_can_change_fails_the_job_at_once,
+    a_job_rate_limited_for_long_waits_as_long_as_the_provider_asked,
     a_failed_regeneration_leaves_its_version_without_the_parents_output,
     retry_failed_leaves_one_manifest_in_the_collection,
 );
@@ -541,8 +538,8 @@ async fn failures_make_a_partial_pack_that_retry_failed_completes(h: Harness) {
     assert_eq!(result.status, CollectionStatus::Partial);
     assert_eq!(
         provider.calls("front:sketch"),
-        2,
-        "retried once per the policy"
+        1,
+        "called once: the provider owns the retries"
     );
     let failed: Vec<_> = result.failed_steps().collect();
     assert_eq!(
@@ -923,6 +920,98 @@ async fn a_job_that_keeps_failing_is_given_up_with_its_last_error(h: Harness) {
             .all(|file| file.status != FileStatus::Processing)
     );
     assert_eq!(rows.iter().map(|file| file.credits_used).sum::<i64>(), 0);
+}
+
+async fn a_provider_error_no_retry_can_change_fails_the_job_at_once(h: Harness) {
+    use techpack_generate::Refusal;
+    let refusals = [
+        (
+            GenerateError::Refused {
+                reason: Refusal::Unauthorized,
+                status: 401,
+                url: "POST http://127.0.0.1:9/v1/chat/completions".into(),
+                message: "Incorrect API key provided".into(),
+            },
+            "config_error",
+        ),
+        (
+            GenerateError::Refused {
+                reason: Refusal::QuotaExceeded,
+                status: 429,
+                url: "POST http://127.0.0.1:9/v1/chat/completions".into(),
+                message: "You exceeded your current quota".into(),
+            },
+            "config_error",
+        ),
+        (
+            GenerateError::ModelRefused("I can't help with that.".into()),
+            "invalid_input",
+        ),
+        (
+            GenerateError::InvalidAnswer("the analysis does not follow the schema".into()),
+            "internal_error",
+        ),
+    ];
+    for (index, (error, code)) in refusals.into_iter().enumerate() {
+        let provider = Arc::new(TestProvider::new());
+        provider.fail_with("front:analysis", error.clone());
+        let request = h.request(&[("front", index as u8 + 40)], 1);
+        let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", attempts(3))
+            .await
+            .unwrap()
+            .job;
+        let run = run_job(&h, &provider, &queued).await;
+        let job = ended(&run);
+        assert_eq!(
+            job.state,
+            JobState::Failed,
+            "not re-queued for {error}: {job:#?}"
+        );
+        assert_eq!(job.attempts, 1);
+        assert_eq!(job.error_code.as_deref(), Some(code), "{error}");
+        assert!(
+            job.last_error
+                .as_deref()
+                .unwrap()
+                .contains(&error.to_string()),
+            "{job:#?}"
+        );
+        assert_eq!(provider.calls("front:analysis"), 1, "called once: {error}");
+    }
+}
+
+async fn a_job_rate_limited_for_long_waits_as_long_as_the_provider_asked(h: Harness) {
+    let provider = Arc::new(TestProvider::new());
+    let wait = Duration::from_secs(300);
+    provider.fail_with(
+        "front:analysis",
+        GenerateError::RetryLater {
+            wait,
+            ceiling: Duration::from_secs(120),
+            until: "Tue, 01 Dec 2026 16:00:00 GMT".into(),
+        },
+    );
+    let request = h.request(&[("front", 1)], 1);
+    let queued = enqueue_tech_pack(h.store.as_ref(), &h.blobs, &request, "test", attempts(3))
+        .await
+        .unwrap()
+        .job;
+    let before = chrono::Utc::now();
+    let run = run_job(&h, &provider, &queued).await;
+    let job = ended(&run);
+    assert_eq!(job.state, JobState::Queued, "{job:#?}");
+    assert!(
+        job.run_after >= before + chrono::Duration::seconds(299),
+        "not before the provider's 300 s: {job:#?}"
+    );
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("try again after Tue, 01 Dec 2026 16:00:00 GMT"),
+        "{job:#?}"
+    );
+    assert_eq!(provider.calls("front:analysis"), 1);
 }
 
 async fn a_legacy_analysis_is_a_cache_hit(h: Harness) {

@@ -45,8 +45,9 @@ pub struct GenerateArgs {
     /// Close-ups per view [default: the `packs.closeups_per_view` setting, 4].
     #[arg(long)]
     closeups: Option<usize>,
-    /// The generator: `local` (offline, no keys) or `openai` (any OpenAI-compatible endpoint,
-    /// configured from the settings).
+    /// The generator: `local` (offline, no keys), `openai` (any OpenAI-compatible endpoint,
+    /// configured from the settings) or `hybrid` (analyses from an OpenAI-compatible vision
+    /// model such as Ollama or vLLM, close-ups and sketches made locally).
     #[arg(long)]
     provider: Option<String>,
     /// Provider calls in flight at once [default: the `packs.concurrency` setting, 4].

@@ -28,8 +28,9 @@ pub struct PhotoArgs {
     /// A known real size to scale measurements, e.g. height=70cm.
     #[arg(long)]
     reference: Option<String>,
-    /// Generator: local (offline) or openai (an OpenAI-compatible endpoint, configured from the
-    /// settings) [default: the `provider` setting, local].
+    /// Generator: local (offline), openai (an OpenAI-compatible endpoint, configured from the
+    /// settings) or hybrid (analyses from an OpenAI-compatible vision model, close-ups and
+    /// sketches made locally) [default: the `provider` setting, local].
     #[arg(long)]
     provider: Option<ProviderKind>,
 }

@@ -72,6 +72,14 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<()> {
         "worker {} running up to {} job(s), {} per user (SIGTERM or Ctrl-C stops it after the steps in flight)",
         options.worker_id, options.concurrency, options.per_user_cap
     );
+    // The limits every job of this process shares; jobs name their own provider, so the
+    // line is shown whenever the OpenAI-compatible settings are usable.
+    if let Ok(limiter) = app.providers().openai_limiter() {
+        eprintln!(
+            "openai/hybrid requests: {} in this process, shared by all its jobs",
+            limiter.describe()
+        );
+    }
     let report = run_worker(environment, options, shutdown, Some(events))
         .await
         .context("running the worker")?;

@@ -10,10 +10,15 @@
 //!   the returned raster becomes one layer of an SVG whose callouts, dimension lines and title
 //!   block are vector elements drawn from the analysis: the flat itself stays a raster.
 //!
-//! Every request goes through one shared client with a per-request timeout, a concurrency
-//! limit and retries (exponential backoff with full jitter on 429, 5xx, timeouts and connection
-//! errors, honouring `Retry-After`). Nothing is charged for a failed call: credits are only in
-//! the `Ok` result.
+//! Every request goes through one shared client with a per-request timeout, the process'
+//! [`RequestLimiter`] and the one retry policy of `transport` (transient failures retried
+//! with jittered backoff honouring `Retry-After`, within one deadline per step; permanent ones
+//! never). Error messages never carry the configured keys. Nothing is charged for a failed
+//! call: credits are only in the `Ok` result.
+//!
+//! Image requests ask for the model's size nearest the shape of what is sent and pad the crop
+//! to exactly that shape, so that the drawing lines up with the photo and the sketch's vector
+//! callouts land on it.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +34,8 @@ mod prompts;
 mod schema;
 mod transport;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -36,14 +43,19 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub use config::{
-    DEFAULT_BASE_URL, DEFAULT_IMAGE_MODEL, DEFAULT_IMAGE_SIZE, DEFAULT_VISION_MODEL, ENV_API_KEY,
-    ENV_API_KEY_FALLBACK, ENV_BASE_URL, ENV_CONCURRENCY, ENV_IMAGE_MODEL, ENV_IMAGE_SIZE,
-    ENV_MAX_RETRIES, ENV_TIMEOUT_SECS, ENV_VISION_MODEL, OpenAiConfig, OpenAiConfigError,
+    AuthHeader, DEFAULT_BASE_URL, DEFAULT_IMAGE_MODEL, DEFAULT_IMAGE_SIZE, DEFAULT_VISION_MODEL,
+    ENV_API_KEY, ENV_API_KEY_FALLBACK, ENV_API_VERSION, ENV_AUTH, ENV_BASE_URL, ENV_CONCURRENCY,
+    ENV_DEADLINE_SECS, ENV_IMAGE_MODEL, ENV_IMAGE_SIZE, ENV_IMAGES_API_KEY, ENV_IMAGES_BASE_URL,
+    ENV_MAX_RETRIES, ENV_MAX_RETRY_AFTER_SECS, ENV_REQUESTS_PER_MINUTE, ENV_TIMEOUT_SECS,
+    ENV_VISION_MODEL, OpenAiConfig, OpenAiConfigError,
 };
+pub use transport::RequestLimiter;
 
 use crate::{
     Analysis, Closeup, CloseupShot, GenerateError, Generated, Provider, Sketch, ViewPhoto,
 };
+use config::Endpoint;
+use images::RequestSize;
 use transport::Transport;
 
 /// Share of the product's box added around it before the sketch request, so that the outline
@@ -51,19 +63,53 @@ use transport::Transport;
 const SKETCH_MARGIN: f64 = 0.06;
 
 /// A provider backed by an OpenAI-compatible HTTP API. Cheap to share: wrap it in an `Arc`;
-/// all clones of that `Arc` share one connection pool and one concurrency limit.
+/// all clones of that `Arc` share one connection pool, and every provider given the same
+/// [`RequestLimiter`] shares its limits.
 #[derive(Debug)]
 pub struct OpenAiProvider {
     config: OpenAiConfig,
     transport: Transport,
+    chat: Endpoint,
+    images: Endpoint,
 }
 
 impl OpenAiProvider {
-    /// A provider with the given settings (validated here).
+    /// A provider with the given settings (validated here) and limits of its own.
     pub fn new(config: OpenAiConfig) -> Result<Self, OpenAiConfigError> {
+        let limiter = Arc::new(RequestLimiter::from_config(&config));
+        Self::with_limiter(config, limiter)
+    }
+
+    /// A provider with the given settings whose requests run under `limiter`, which other
+    /// providers of the process may share (its limits then hold for all of them together).
+    pub fn with_limiter(
+        config: OpenAiConfig,
+        limiter: Arc<RequestLimiter>,
+    ) -> Result<Self, OpenAiConfigError> {
         config.validate()?;
-        let transport = Transport::new(&config)?;
-        Ok(Self { config, transport })
+        let transport = Transport::new(&config, limiter)?;
+        Ok(Self {
+            chat: config.chat_endpoint()?,
+            images: config.images_endpoint()?,
+            config,
+            transport,
+        })
+    }
+
+    /// What decides its analyses (endpoint, vision model, prompts): the part of the
+    /// fingerprint a provider that only borrows its analyses depends on.
+    pub fn vision_fingerprint(&self) -> String {
+        format!(
+            "openai-vision:{}:{}:{}",
+            self.chat.url(&self.config.vision_model, "chat/completions"),
+            self.config.vision_model,
+            prompts::PROMPT_VERSION
+        )
+    }
+
+    /// The limits its requests run under.
+    pub fn limiter(&self) -> &Arc<RequestLimiter> {
+        self.transport.limiter()
     }
 
     /// A provider configured from the environment; see [`OpenAiConfig::from_lookup`] for the
@@ -77,34 +123,65 @@ impl OpenAiProvider {
         &self.config
     }
 
-    /// Sends one image edit and returns the first image as PNG with its size.
+    /// Sends the `rect` of the photo as one image edit, padded to the shape of the size asked
+    /// for, and returns the first image as PNG with its size and the frame (photo pixels) the
+    /// drawing covers.
     async fn edit_image(
         &self,
         operation: &str,
-        image_png: Vec<u8>,
+        photo: &ViewPhoto,
+        rect: [u32; 4],
         prompt: &str,
-    ) -> Result<(Vec<u8>, [u32; 2]), GenerateError> {
-        let url = self.config.endpoint("/images/edits");
+    ) -> Result<(Vec<u8>, [u32; 2], [f64; 4]), GenerateError> {
         let config = &self.config;
+        let decoded = images::decode(&photo.bytes)?;
+        let [x0, y0, x1, y1] = rect;
+        let dall_e_2 = config
+            .image_model
+            .to_ascii_lowercase()
+            .starts_with("dall-e-2");
+        let size = images::request_size(&config.image_model, &config.image_size, x1 - x0, y1 - y0);
+        let (image_png, frame) = match size {
+            RequestSize::Exact(size) => {
+                let frame = images::padded_frame(rect, size);
+                let max_side = images::MAX_UPLOAD_SIDE.min(size[0].max(size[1]));
+                let png = images::padded_crop_png(&decoded, rect, frame, max_side, dall_e_2)?;
+                (png, frame)
+            }
+            RequestSize::Auto => (images::crop_png(&decoded, rect)?, rect.map(f64::from)),
+        };
+        // DALL·E 2 redraws only where its mask is transparent, and wants a mask (or an image
+        // with transparency): a clear mask lets it redraw the whole crop.
+        let mask_png = if dall_e_2 {
+            Some(images::transparent_mask_png(&image_png)?)
+        } else {
+            None
+        };
+        let url = self.images.url(&config.image_model, "images/edits");
         let body = self
             .transport
-            .send(operation, |client| {
-                let image = reqwest::multipart::Part::bytes(image_png.clone())
-                    .file_name("image.png")
-                    .mime_str("image/png")
-                    .expect("image/png is a valid MIME type");
+            .send(operation, &self.images, url, |client, url| {
+                let png_part = |bytes: &Vec<u8>, name: &'static str| {
+                    reqwest::multipart::Part::bytes(bytes.clone())
+                        .file_name(name)
+                        .mime_str("image/png")
+                        .expect("image/png is a valid MIME type")
+                };
                 let mut form = reqwest::multipart::Form::new()
                     .text("model", config.image_model.clone())
                     .text("prompt", prompt.to_owned())
-                    .text("size", config.image_size.clone())
+                    .text("size", size.field())
                     .text("n", "1")
-                    .part("image", image);
+                    .part("image", png_part(&image_png, "image.png"));
+                if let Some(mask) = &mask_png {
+                    form = form.part("mask", png_part(mask, "mask.png"));
+                }
                 // gpt-image models always answer in base64 and reject this field; DALL·E 2
                 // answers with a URL unless asked.
                 if config.image_model.starts_with("dall-e") {
                     form = form.text("response_format", "b64_json");
                 }
-                client.post(&url).multipart(form)
+                client.post(url).multipart(form)
             })
             .await?;
         let answer: ImagesResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -123,7 +200,8 @@ impl OpenAiProvider {
         let bytes = STANDARD
             .decode(encoded.trim())
             .map_err(|e| GenerateError::InvalidAnswer(format!("b64_json is not base64: {e}")))?;
-        images::to_png(bytes)
+        let (png, size) = images::to_png(bytes)?;
+        Ok((png, size, frame))
     }
 }
 
@@ -157,24 +235,8 @@ struct ImageData {
     b64_json: Option<String>,
 }
 
-#[async_trait]
-impl Provider for OpenAiProvider {
-    fn name(&self) -> &str {
-        "openai"
-    }
-
-    fn fingerprint(&self) -> String {
-        format!(
-            "openai:{}:{}:{}:{}:{}",
-            self.config.host(),
-            self.config.vision_model,
-            self.config.image_model,
-            self.config.image_size,
-            prompts::PROMPT_VERSION
-        )
-    }
-
-    async fn analyze(&self, photo: &ViewPhoto) -> Result<Generated<Analysis>, GenerateError> {
+impl OpenAiProvider {
+    async fn analyze_photo(&self, photo: &ViewPhoto) -> Result<Generated<Analysis>, GenerateError> {
         let inspected = images::inspect(&photo.bytes)?;
         let image = inspected.info;
         let user = prompts::analysis_user(photo, image);
@@ -201,10 +263,12 @@ impl Provider for OpenAiProvider {
                 }
             }
         });
-        let url = self.config.endpoint("/chat/completions");
+        let url = self.chat.url(&self.config.vision_model, "chat/completions");
         let body = self
             .transport
-            .send("analyze", |client| client.post(&url).json(&request))
+            .send("analyze", &self.chat, url, |client, url| {
+                client.post(url).json(&request)
+            })
             .await?;
 
         let answer: ChatResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -216,9 +280,7 @@ impl Provider for OpenAiProvider {
             .next()
             .ok_or_else(|| GenerateError::InvalidAnswer("chat answer has no choices".into()))?;
         if let Some(refusal) = choice.message.refusal.filter(|r| !r.trim().is_empty()) {
-            return Err(GenerateError::InvalidAnswer(format!(
-                "the model refused: {refusal}"
-            )));
+            return Err(GenerateError::ModelRefused(refusal));
         }
         if choice.finish_reason.as_deref() == Some("length") {
             return Err(GenerateError::InvalidAnswer(
@@ -251,7 +313,7 @@ impl Provider for OpenAiProvider {
         })
     }
 
-    async fn closeup(
+    async fn closeup_of(
         &self,
         photo: &ViewPhoto,
         analysis: &Analysis,
@@ -259,9 +321,8 @@ impl Provider for OpenAiProvider {
     ) -> Result<Generated<Closeup>, GenerateError> {
         let inspected = images::inspect(&photo.bytes)?;
         let rect = images::expand(shot.bbox, self.config.closeup_margin, inspected.info)?;
-        let crop = images::crop_png(&images::decode(&photo.bytes)?, rect)?;
         let prompt = prompts::closeup(photo, analysis, shot);
-        let (png, size) = self.edit_image("closeup", crop, &prompt).await?;
+        let (png, size, _) = self.edit_image("closeup", photo, rect, &prompt).await?;
         Ok(Generated {
             output: Closeup {
                 shot: shot.clone(),
@@ -277,29 +338,23 @@ impl Provider for OpenAiProvider {
         })
     }
 
-    /// Makes a technical flat with the image model and annotates it.
-    ///
-    /// The [`Sketch::svg`] is *not* vector line art: the flat itself is the model's raster,
-    /// embedded as a data-URL `<image>` layer. The callouts (numbered, with leader lines to the
-    /// analysis' detail regions), the dimension lines of its measurements and the title block are
-    /// vector elements on top, in the input photo's pixel coordinates. [`Sketch::png`] is that
-    /// SVG rendered, and [`Sketch::data`] holds the callouts and measurements.
-    async fn sketch(
+    async fn sketch_of(
         &self,
         photo: &ViewPhoto,
         analysis: &Analysis,
     ) -> Result<Generated<Sketch>, GenerateError> {
         let inspected = images::inspect(&photo.bytes)?;
         let frame = images::expand(analysis.product.bbox, SKETCH_MARGIN, inspected.info)?;
-        let crop = images::crop_png(&images::decode(&photo.bytes)?, frame)?;
         let prompt = prompts::sketch(photo);
-        let (raster_png, raster_size) = self.edit_image("sketch", crop, &prompt).await?;
+        let (raster_png, raster_size, image_frame) =
+            self.edit_image("sketch", photo, frame, &prompt).await?;
         let overlay = overlay::build(
             analysis,
             &overlay::Raster {
                 png: &raster_png,
                 size: raster_size,
                 frame,
+                image_frame,
                 model: &self.config.image_model,
             },
         );
@@ -323,5 +378,60 @@ impl Provider for OpenAiProvider {
             confidence: analysis.confidence.score,
             credits: self.config.credits.sketch,
         })
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        "openai"
+    }
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "openai:{}:{}:{}:{}:{}",
+            self.config.host(),
+            self.config.vision_model,
+            self.config.image_model,
+            self.config.image_size,
+            prompts::PROMPT_VERSION
+        )
+    }
+
+    // Each operation's error passes through the redaction once more: whatever the provider
+    // echoed (an answer quoting the key, a URL with credentials) never reaches a log or a row.
+    async fn analyze(&self, photo: &ViewPhoto) -> Result<Generated<Analysis>, GenerateError> {
+        self.analyze_photo(photo)
+            .await
+            .map_err(|e| self.transport.redact_error(e))
+    }
+
+    async fn closeup(
+        &self,
+        photo: &ViewPhoto,
+        analysis: &Analysis,
+        shot: &CloseupShot,
+    ) -> Result<Generated<Closeup>, GenerateError> {
+        self.closeup_of(photo, analysis, shot)
+            .await
+            .map_err(|e| self.transport.redact_error(e))
+    }
+
+    /// Makes a technical flat with the image model and annotates it.
+    ///
+    /// The [`Sketch::svg`] is *not* vector line art: the flat itself is the model's raster,
+    /// embedded as a data-URL `<image>` layer over the frame it was drawn for. The callouts
+    /// (numbered, with leader lines to the analysis' detail regions), the dimension lines of
+    /// its measurements and the title block are vector elements on top, in the input photo's
+    /// pixel coordinates. [`Sketch::png`] is that SVG rendered, and [`Sketch::data`] holds the
+    /// callouts and measurements.
+    async fn sketch(
+        &self,
+        photo: &ViewPhoto,
+        analysis: &Analysis,
+    ) -> Result<Generated<Sketch>, GenerateError> {
+        self.sketch_of(photo, analysis)
+            .await
+            .map_err(|e| self.transport.redact_error(e))
     }
 }

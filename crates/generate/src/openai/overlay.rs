@@ -25,11 +25,14 @@ const CALLOUT_FONT: f64 = 2.6;
 /// Font size of the title block's second line, in drawing units.
 const DETAILS_FONT: f64 = 2.2;
 
-/// The raster layer: the model's flat, placed over `frame` (input-photo pixels).
+/// The raster layer: the model's flat, drawn for `image_frame` (input-photo pixels: the
+/// product's `frame` padded to the shape of the requested image, so it may reach outside the
+/// photo) and placed exactly there.
 pub(crate) struct Raster<'a> {
     pub(crate) png: &'a [u8],
     pub(crate) size: [u32; 2],
     pub(crate) frame: [u32; 4],
+    pub(crate) image_frame: [f64; 4],
     pub(crate) model: &'a str,
 }
 
@@ -91,8 +94,12 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
         r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="{out_w}" height="{out_h}" viewBox="{vx:.2} {vy:.2} {vw:.2} {vh:.2}" font-family="DejaVu Sans, sans-serif">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f4e9c"/></marker></defs>
 <rect x="{vx:.2}" y="{vy:.2}" width="{vw:.2}" height="{vh:.2}" fill="#ffffff"/>
-<g id="flat"><image x="{fx0:.2}" y="{fy0:.2}" width="{fw:.2}" height="{fh:.2}" preserveAspectRatio="xMidYMid meet" xlink:href="data:image/png;base64,{data}"/></g>
+<g id="flat"><image x="{ix:.2}" y="{iy:.2}" width="{iw:.2}" height="{ih:.2}" preserveAspectRatio="xMidYMid meet" xlink:href="data:image/png;base64,{data}"/></g>
 "##,
+        ix = raster.image_frame[0],
+        iy = raster.image_frame[1],
+        iw = raster.image_frame[2] - raster.image_frame[0],
+        ih = raster.image_frame[3] - raster.image_frame[1],
         data = STANDARD.encode(raster.png),
     );
 
@@ -172,7 +179,7 @@ pub(crate) fn build(analysis: &Analysis, raster: &Raster<'_>) -> Overlay {
         })).collect::<Vec<_>>(),
         "measurements": measurements,
         "scale": { "cm_per_px": scale.cm_per_px, "source": scale.source, "basis": scale.basis },
-        "raster": { "model": raster.model, "width": raster.size[0], "height": raster.size[1], "frame": raster.frame },
+        "raster": { "model": raster.model, "width": raster.size[0], "height": raster.size[1], "frame": raster.frame, "image_frame": raster.image_frame },
     });
     Overlay { svg, data }
 }

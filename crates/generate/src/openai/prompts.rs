@@ -6,7 +6,7 @@ use techpack_model::ProductCategory;
 use crate::{Analysis, CloseupShot, ImageInfo, ViewPhoto};
 
 /// Version of the templates below.
-pub(crate) const PROMPT_VERSION: &str = "p1";
+pub(crate) const PROMPT_VERSION: &str = "p2";
 
 /// The system message of an analysis.
 pub(crate) const ANALYSIS_SYSTEM: &str = "You are a technical designer preparing a manufacturing \
@@ -76,6 +76,14 @@ pub(crate) fn analysis_user(photo: &ViewPhoto, image: ImageInfo) -> String {
     )
 }
 
+/// "apparel product", or just "product" when the category says nothing.
+fn product(category: ProductCategory) -> String {
+    match category {
+        ProductCategory::Auto | ProductCategory::Other => "product".into(),
+        category => format!("{category} product"),
+    }
+}
+
 /// The image prompt of a close-up.
 pub(crate) fn closeup(photo: &ViewPhoto, analysis: &Analysis, shot: &CloseupShot) -> String {
     let materials = if analysis.materials.is_empty() {
@@ -83,16 +91,21 @@ pub(crate) fn closeup(photo: &ViewPhoto, analysis: &Analysis, shot: &CloseupShot
     } else {
         format!(" Materials: {}.", analysis.materials.join(", "))
     };
+    // The analysis knows the category when the request left it to detection.
+    let category = match photo.category {
+        ProductCategory::Auto => analysis.category,
+        category => category,
+    };
     format!(
-        "A sharp, high-resolution detail close-up of the {name} of this {category} product \
-         ({view} view) for a manufacturing tech pack: {description}. Keep the real materials, \
-         colours, stitching and construction exactly as in the input image;{materials} do not \
-         invent features, logos or text. Even, neutral studio lighting on a plain light \
-         background, the detail centred and filling the frame.",
+        "A sharp, high-resolution detail close-up of the {name} of this {product} ({view} \
+         view) for a manufacturing tech pack: {description}. Keep the real materials, colours, \
+         stitching and construction exactly as in the input image.{materials} Do not invent \
+         features, logos or text. Even, neutral studio lighting on a plain light background, \
+         the detail centred and filling the frame.",
         name = shot.name,
-        category = photo.category,
+        product = product(category),
         view = photo.view,
-        description = shot.description,
+        description = shot.description.trim().trim_end_matches('.'),
     )
 }
 
@@ -101,13 +114,61 @@ pub(crate) fn closeup(photo: &ViewPhoto, analysis: &Analysis, shot: &CloseupShot
 /// consistently with the data we record.
 pub(crate) fn sketch(photo: &ViewPhoto) -> String {
     format!(
-        "Redraw this {category} product as a technical flat drawing for a manufacturing tech \
-         pack, {view} view: black line art on a pure white background, thin uniform outlines, \
+        "Redraw this {product} as a technical flat drawing for a manufacturing tech pack, \
+         {view} view: black line art on a pure white background, thin uniform outlines, \
          interior seams and panel lines, topstitching as fine dashed lines, closures, pockets and \
          trims drawn as construction details. No shading, colour, texture, shadows, model, \
          mannequin, background, text, numbers or logos. Keep the product's exact position, \
          pose, proportions and framing from the input image so that the drawing lines up with it.",
-        category = photo.category,
+        product = product(photo.category),
         view = photo.view,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_closeup_prompt_reads_as_english() {
+        let analysis: Analysis = serde_json::from_value(serde_json::json!({
+            "schema_version": 2,
+            "image": { "width": 10, "height": 10 },
+            "view": "front",
+            "category": "apparel",
+            "product": { "bbox": [0, 0, 10, 10], "area_share": 1.0, "aspect_ratio": 1.0, "symmetry": 1.0 },
+            "colors": [],
+            "materials": ["cotton jersey"],
+            "measurements": { "scale": { "cm_per_px": 1.0, "source": "estimated", "basis": "x" }, "points": [] },
+            "detail_regions": [{ "name": "hem", "bbox": [0, 8, 10, 10], "score": 0.5 }],
+            "confidence": { "score": 0.5, "reasons": [] }
+        }))
+        .unwrap();
+        let shot = analysis.plan_closeups(1).remove(0);
+        assert_eq!(
+            shot.description,
+            "close-up of the hem of the front view of an apparel product"
+        );
+        let photo = ViewPhoto {
+            bytes: Arc::from(&b""[..]),
+            view: "front".into(),
+            category: ProductCategory::Auto,
+            reference: None,
+        };
+        let prompt = closeup(&photo, &analysis, &shot);
+        assert!(
+            prompt.contains("of this apparel product (front view)"),
+            "{prompt}"
+        );
+        assert!(
+            prompt.contains("input image. Materials: cotton jersey. Do not invent"),
+            "{prompt}"
+        );
+        assert!(
+            !prompt.contains(". do") && !prompt.contains(" a apparel"),
+            "{prompt}"
+        );
+    }
 }

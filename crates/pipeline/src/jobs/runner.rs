@@ -439,7 +439,7 @@ async fn end_job(
         _ if result.status == CollectionStatus::Failed => {
             match permanent_failure(result) {
                 // Every step failed for a reason another run cannot change (a photo that is
-                // not an image, a provider that refuses the settings): fail now.
+                // not an image, a refused key, an answer that breaks the schema): fail now.
                 Some(kind) => {
                     store
                         .finish_job(
@@ -453,14 +453,15 @@ async fn end_job(
                         )
                         .await
                 }
-                // Every step failed, after the provider's own retries: try the job again
-                // later; the store gives up after its last attempt and keeps this error.
+                // Every step failed, after the provider's own retries, for a reason that may
+                // pass: try the job again later, not before the provider said it would
+                // answer; the store gives up after its last attempt and keeps this error.
                 None => {
                     store
                         .release_job(
                             lease,
                             &first_error(result),
-                            retry_delay(lease.attempt),
+                            retry_delay(lease.attempt).max(requested_wait(result)),
                             true,
                         )
                         .await
@@ -494,14 +495,29 @@ fn is_permanent(error: &PipelineError) -> bool {
 }
 
 /// The kind of failure of a pack whose every step failed, when no step failed for a reason
-/// that may pass (an outage, a timeout, an unexpected answer): then running it again would
-/// fail the same way.
+/// that may pass (an outage, a timeout, a rate limit): then running it again would fail the
+/// same way, and would be billed again.
 fn permanent_failure(result: &TechPackResult) -> Option<ErrorKind> {
-    let mut kinds = result
+    let mut failed = result.failed_steps().peekable();
+    let first = failed.peek()?.error_kind.unwrap_or(ErrorKind::Internal);
+    failed
+        .all(|step| {
+            let kind = step.error_kind.unwrap_or(ErrorKind::Internal);
+            // A provider's word wins; a caller error is never worth another run either.
+            !step.retryable || kind.is_caller_error()
+        })
+        .then_some(first)
+}
+
+/// The longest wait a provider asked for among the failed steps (no longer than a job may
+/// be put off).
+fn requested_wait(result: &TechPackResult) -> Duration {
+    result
         .failed_steps()
-        .map(|step| step.error_kind.unwrap_or(ErrorKind::Internal));
-    let first = kinds.next()?;
-    (first.is_caller_error() && kinds.all(|kind| kind.is_caller_error())).then_some(first)
+        .filter_map(|step| step.retry_after_ms)
+        .max()
+        .map_or(Duration::ZERO, Duration::from_millis)
+        .min(techpack_model::MAX_JOB_DELAY)
 }
 
 /// Exponential backoff between attempts: 2 s, 4 s, 8 s … up to [`MAX_RETRY_DELAY`].

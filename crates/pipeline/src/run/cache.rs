@@ -135,6 +135,8 @@ impl Shared {
                 attempts: 0,
                 error: None,
                 error_kind: None,
+                retryable: false,
+                retry_after_ms: None,
             },
             analysis,
             view: view.clone(),

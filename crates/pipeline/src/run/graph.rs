@@ -161,6 +161,8 @@ pub(super) async fn run_graph(
                                 done.report.error_kind.unwrap_or(ErrorKind::Internal),
                             )
                         };
+                    let (retryable, retry_after_ms) =
+                        (done.report.retryable, done.report.retry_after_ms);
                     let blocked = (0..planned)
                         .map(|index| StepKind::Closeup { index, shot: None })
                         .chain([StepKind::Sketch]);
@@ -183,6 +185,8 @@ pub(super) async fn run_graph(
                             attempts: 0,
                             error: Some(reason.clone()),
                             error_kind: Some(error_kind),
+                            retryable,
+                            retry_after_ms,
                         });
                     }
                 }

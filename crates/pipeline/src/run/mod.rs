@@ -9,13 +9,13 @@
 //!    — when the slot already has a file made from other inputs, or `force` — a new *version*
 //!    of that file; a processing or failed row of the same inputs (an interrupted or failed
 //!    run) is filled in place instead, so a rerun never duplicates;
-//! 3. **generate** under a concurrency permit, retrying retryable provider errors with backoff;
+//! 3. **generate** under a concurrency permit, calling the provider once (it owns the retries);
 //! 4. **store** the output blob(s) and complete the row with its credits, or mark it failed
 //!    with the error and no credits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -40,8 +40,8 @@ use crate::batch::Batcher;
 use crate::error::{PipelineError, PipelineResult};
 use crate::progress::{ProgressCounts, ProgressEvent, ProgressSender, StepId, StepKind};
 use crate::request::{
-    RetryPolicy, StepOrigin, StepReport, StoredView, TechPackOptions, TechPackRequest,
-    TechPackResult, ViewInput, check_tech_pack, validate,
+    StepOrigin, StepReport, StoredView, TechPackOptions, TechPackRequest, TechPackResult,
+    ViewInput, check_tech_pack, validate,
 };
 
 mod cache;

@@ -114,7 +114,8 @@ pub(super) async fn run_step(
     };
     let generation_started = Instant::now();
     let generation = async {
-        // Generate under a concurrency permit, with retries.
+        // Generate under a concurrency permit. Once: the provider owns the one retry policy
+        // (a second layer here would multiply its calls).
         let permit = tokio::select! {
             permit = shared.semaphore.acquire() => Some(permit.map_err(|error| PipelineError::Task(error.to_string()))?),
             _ = shared.stop_requested() => None,
@@ -126,15 +127,10 @@ pub(super) async fn run_step(
             step: step.clone(),
             counts,
         });
-        Ok(Some(
-            generate_with_retries(
-                shared.provider.as_ref(),
-                &photo,
-                &work,
-                shared.options.retry,
-            )
-            .await,
-        ))
+        Ok(Some((
+            generate(shared.provider.as_ref(), &photo, &work).await,
+            1,
+        )))
     };
     let (row, generated) = tokio::join!(
         shared.acquire_row(&view, &step, existing, shot_name),
@@ -183,9 +179,11 @@ pub(super) async fn run_step(
             Err(message) => Err(StepError {
                 message,
                 kind: ErrorKind::Unavailable,
+                retryable: true,
+                retry_after: None,
             }),
         },
-        Err(error) => Err(StepError::of(&error, error.to_string())),
+        Err(error) => Err(StepError::generation(&error)),
     };
     if let Some(sender) = gate_sender {
         let outcome = stored
@@ -220,12 +218,19 @@ pub(super) async fn run_step(
                     attempts,
                     error: None,
                     error_kind: None,
+                    retryable: false,
+                    retry_after_ms: None,
                 },
                 analysis,
                 view,
             })
         }
-        Err(StepError { message, kind }) => {
+        Err(StepError {
+            message,
+            kind,
+            retryable,
+            retry_after,
+        }) => {
             let changes = FileChanges {
                 status: Some(FileStatus::Failed),
                 error_message: Some(message.clone()),
@@ -249,6 +254,8 @@ pub(super) async fn run_step(
                     attempts,
                     error: Some(message),
                     error_kind: Some(kind),
+                    retryable,
+                    retry_after_ms: retry_after.map(|wait| wait.as_millis() as u64),
                 },
                 analysis: None,
                 view,
@@ -257,20 +264,36 @@ pub(super) async fn run_step(
     }
 }
 
-/// Why a step failed: the message recorded on its file, and the kind of failure, which tells
-/// whether running the job again can help (a provider outage) or not (a photo that is not an
-/// image).
+/// Why a step failed: the message recorded on its file, the kind of failure, and whether
+/// running the job again can help (a provider outage) or not (a photo that is not an image, a
+/// refused key, an answer that breaks the schema).
 #[derive(Debug, Clone)]
 pub(super) struct StepError {
     pub(super) message: String,
     pub(super) kind: ErrorKind,
+    pub(super) retryable: bool,
+    pub(super) retry_after: Option<Duration>,
 }
 
 impl StepError {
+    /// A failure of the store or the blob store: another run may pass unless the request
+    /// itself is wrong.
     pub(super) fn of(error: &impl ClassifiedError, message: String) -> Self {
         Self {
             message,
             kind: error.kind(),
+            retryable: !error.kind().is_caller_error(),
+            retry_after: None,
+        }
+    }
+
+    /// A provider's failure: the provider says whether it may pass, and for how long to wait.
+    pub(super) fn generation(error: &GenerateError) -> Self {
+        Self {
+            message: error.to_string(),
+            kind: error.kind(),
+            retryable: error.is_retryable(),
+            retry_after: error.retry_after(),
         }
     }
 }
@@ -300,43 +323,24 @@ pub(super) fn corrupt_json(error: serde_json::Error) -> PipelineError {
     PipelineError::Corrupt(format!("serialising an output to JSON: {error}"))
 }
 
-/// Calls the provider, retrying retryable errors with exponential backoff (or the provider's
-/// own `retry after`, capped). Returns the result and the number of calls made.
-pub(super) async fn generate_with_retries(
+/// Calls the provider once for the step's work.
+pub(super) async fn generate(
     provider: &dyn Provider,
     photo: &ViewPhoto,
     work: &StepWork,
-    policy: RetryPolicy,
-) -> (Result<Output, GenerateError>, u32) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = match work {
-            StepWork::Analysis { .. } => provider.analyze(photo).await.map(Output::Analysis),
-            StepWork::Closeup { analysis, shot, .. } => provider
-                .closeup(photo, analysis, shot)
-                .await
-                .map(Output::Closeup),
-            StepWork::Sketch { analysis, .. } => {
-                provider.sketch(photo, analysis).await.map(Output::Sketch)
-            }
-        };
-        match result {
-            Err(error) if error.is_retryable() && attempt < policy.attempts => {
-                let backoff = policy.base_delay.saturating_mul(1 << (attempt - 1).min(16));
-                let wait = match &error {
-                    GenerateError::RateLimited {
-                        retry_after: Some(after),
-                    } => (*after).max(backoff),
-                    _ => backoff,
-                };
-                tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying a generation step");
-                tokio::time::sleep(wait.min(policy.max_delay)).await;
-            }
-            other => return (other, attempt),
+) -> Result<Output, GenerateError> {
+    match work {
+        StepWork::Analysis { .. } => provider.analyze(photo).await.map(Output::Analysis),
+        StepWork::Closeup { analysis, shot, .. } => provider
+            .closeup(photo, analysis, shot)
+            .await
+            .map(Output::Closeup),
+        StepWork::Sketch { analysis, .. } => {
+            provider.sketch(photo, analysis).await.map(Output::Sketch)
         }
     }
 }
+
 impl Shared {
     /// Records a step the run stopped before it ran: its unfinished row (when it has one)
     /// becomes failed with the reason, not charged, so `--retry-failed` or a resumed job
@@ -378,6 +382,8 @@ impl Shared {
                 attempts: 0,
                 error: Some(reason),
                 error_kind: Some(ErrorKind::Cancelled),
+                retryable: true,
+                retry_after_ms: None,
             },
             analysis: None,
             view: view.clone(),

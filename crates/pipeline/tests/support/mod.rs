@@ -21,6 +21,7 @@ pub struct TestProvider {
     pub latency: Duration,
     calls: Mutex<HashMap<String, usize>>,
     failing: Mutex<HashSet<String>>,
+    errors: Mutex<HashMap<String, GenerateError>>,
     hanging: Mutex<HashSet<String>>,
     pub fingerprint: String,
 }
@@ -45,6 +46,12 @@ impl TestProvider {
         self.failing.lock().unwrap().insert(step.to_owned());
     }
 
+    /// Makes a step fail with `error` on every call until `heal`.
+    pub fn fail_with(&self, step: &str, error: GenerateError) {
+        self.errors.lock().unwrap().insert(step.to_owned(), error);
+        self.fail(step);
+    }
+
     /// Makes a step never answer (to simulate an interruption).
     pub fn hang(&self, step: &str) {
         self.hanging.lock().unwrap().insert(step.to_owned());
@@ -52,6 +59,7 @@ impl TestProvider {
 
     pub fn heal(&self) {
         self.failing.lock().unwrap().clear();
+        self.errors.lock().unwrap().clear();
         self.hanging.lock().unwrap().clear();
     }
 
@@ -74,6 +82,9 @@ impl TestProvider {
         }
         if self.hanging.lock().unwrap().contains(&step) {
             std::future::pending::<()>().await;
+        }
+        if let Some(error) = self.errors.lock().unwrap().get(&step) {
+            return Err(error.clone());
         }
         if self.failing.lock().unwrap().contains(&step) {
             return Err(GenerateError::Upstream {
