@@ -428,13 +428,15 @@ async fn jobs_commands_list_and_refuse_what_they_cannot_do() {
         Some(2),
         "another user's job is not found"
     );
-    // A worker that cannot make the job's provider (no API key here) gives the job back for
-    // another worker, without counting the attempt.
+    // A worker that cannot make the job's provider (OpenAI itself, and no API key here) gives
+    // the job back for another worker, without counting the attempt. (A self-hosted endpoint
+    // needs no key, so the worker is pointed at OpenAI's.)
     let args = world.generate_args(LOCAL_USER_ID, "keyless", &["--detach", "--json"]);
     let queued: Value = serde_json::from_slice(&world.run(&strs(&args)).stdout).unwrap();
     let keyless = queued["id"].as_str().unwrap().parse::<Uuid>().unwrap();
     let mut worker = world
         .command(&["worker", "--poll-secs", "0.1"])
+        .env("TECHPACK_OPENAI_BASE_URL", "https://api.openai.com/v1")
         .env_remove("TECHPACK_OPENAI_API_KEY")
         .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::piped())

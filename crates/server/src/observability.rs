@@ -66,7 +66,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|value| value.parse::<u64>().ok())
         .is_some_and(|length| length > state.config.max_body_bytes);
     let mut response = if too_large {
-        ApiError::new(
+        let mut refused = ApiError::new(
             ErrorKind::TooLarge,
             "too_large",
             format!(
@@ -74,7 +74,13 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
                 state.config.max_body_bytes
             ),
         )
-        .into_response()
+        .into_response();
+        // The body stays unread, so the connection cannot carry another request: say so, or
+        // a client would reuse it and meet a reset.
+        refused
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        refused
     } else {
         next.run(request).instrument(span.clone()).await
     };

@@ -199,7 +199,15 @@ async fn files_routes_store_page_version_and_archive(db: Db) {
 }
 
 async fn collections_and_reports_routes(db: Db) {
-    let server = TestServer::start(db, Auth::Local).await;
+    let server = TestServer::start_with(Options {
+        // A self-hosted endpoint needs no key, so the process has provider limits to show.
+        configure: Box::new(|settings| {
+            settings.openai.base_url = Some("http://127.0.0.1:9/v1".into());
+            settings.openai.concurrency = Some(3);
+        }),
+        ..Options::new(db, Auth::Local)
+    })
+    .await;
     let a = server.upload(None, "bag", "front", photo_png(1)).await;
     let b = server.upload(None, "bag", "back", photo_png(2)).await;
     let created = server
@@ -287,6 +295,10 @@ async fn collections_and_reports_routes(db: Db) {
         "request counters by route: {metrics}"
     );
     assert!(metrics.contains("route=\"/api/v1/collections/{id}\""));
+    assert!(
+        metrics.contains("techpack_provider_in_flight_limit 3"),
+        "the provider limits of the process: {metrics}"
+    );
     let openapi = server.get_json("/openapi.json", None).await;
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(openapi["paths"]["/api/v1/packs"]["post"].is_object());

@@ -51,10 +51,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus metrics: requests by route and status with latency histograms, packs submitted.
+/// Prometheus metrics: requests by route and status with latency histograms, packs submitted,
+/// and the process's limits on requests to the OpenAI-compatible provider.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // The limits are settings of the process: read at each scrape, so a scrape shows the
+    // limiter every job of this process shares.
+    if let Ok(limiter) = state.app.providers().openai_limiter() {
+        metrics::gauge!("techpack_provider_in_flight_limit").set(limiter.in_flight_limit() as f64);
+        if let Some(per_minute) = limiter.per_minute() {
+            metrics::gauge!("techpack_provider_requests_per_minute_limit")
+                .set(f64::from(per_minute));
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
