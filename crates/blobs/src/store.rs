@@ -490,20 +490,8 @@ impl BlobStore {
 
     /// Reads a blob as a stream of chunks.
     pub async fn get_stream(&self, key: &str) -> Result<BlobDownload, BlobError> {
-        let path = parse_key_path(key)?;
-        let result = self
-            .inner
-            .store
-            .get(&path)
+        self.download(key, object_store::GetOptions::default())
             .await
-            .map_err(|e| BlobError::from_store(key, e))?;
-        let meta = BlobMeta::from_object(result.meta.clone());
-        let owned_key = key.to_owned();
-        let stream = result
-            .into_stream()
-            .map_err(move |e| BlobError::from_store(&owned_key, e))
-            .boxed();
-        Ok(BlobDownload { meta, stream })
     }
 
     /// Reads the bytes `range` (end exclusive) of a blob as a stream of chunks, for HTTP
@@ -513,11 +501,19 @@ impl BlobStore {
         key: &str,
         range: std::ops::Range<u64>,
     ) -> Result<BlobDownload, BlobError> {
-        let path = parse_key_path(key)?;
         let options = object_store::GetOptions {
             range: Some(object_store::GetRange::Bounded(range)),
             ..Default::default()
         };
+        self.download(key, options).await
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        options: object_store::GetOptions,
+    ) -> Result<BlobDownload, BlobError> {
+        let path = parse_key_path(key)?;
         let result = self
             .inner
             .store

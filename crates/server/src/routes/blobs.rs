@@ -83,12 +83,7 @@ pub async fn download(
                 header::CONTENT_LENGTH,
                 header_value(&download.meta.size.to_string()),
             );
-            let body = Body::from_stream(
-                download
-                    .stream
-                    .map(|chunk| chunk.map_err(std::io::Error::other)),
-            );
-            Ok((StatusCode::OK, base, body).into_response())
+            Ok((StatusCode::OK, base, body_of(download)).into_response())
         }
         Some(range) => {
             let size = blobs.head(&granted.key).await?.size;
@@ -119,14 +114,17 @@ pub async fn download(
                 header::CONTENT_LENGTH,
                 header_value(&(end + 1 - start).to_string()),
             );
-            let body = Body::from_stream(
-                download
-                    .stream
-                    .map(|chunk| chunk.map_err(std::io::Error::other)),
-            );
-            Ok((StatusCode::PARTIAL_CONTENT, base, body).into_response())
+            Ok((StatusCode::PARTIAL_CONTENT, base, body_of(download)).into_response())
         }
     }
+}
+
+fn body_of(download: techpack_blobs::BlobDownload) -> Body {
+    Body::from_stream(
+        download
+            .stream
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    )
 }
 
 fn header_value(text: &str) -> HeaderValue {
