@@ -48,9 +48,10 @@ async fn files_commands_on_the_embedded_database() {
             20261125000002i64,
             20261125000003i64,
             20261125000004i64,
-            20261201000005i64
+            20261201000005i64,
+            20261201000020i64
         ]),
-        "tech files, generation jobs, processing versions without outputs, statement recounts, trust"
+        "tech files, generation jobs, processing versions without outputs, statement recounts, trust, job events"
     );
     let again = ok_json(techpack(dir.path(), None, &["--json", "migrate", "up"]));
     assert!(

@@ -469,6 +469,29 @@ mod tests {
         assert!(file().validate().is_ok());
     }
 
+    #[test]
+    fn refuses_nul_characters_in_text_and_json_by_field() {
+        let mut bad = file();
+        bad.view_type = Some("front\0".into());
+        assert_eq!(bad.validate().unwrap_err().field, "view_type");
+        let mut bad = file();
+        bad.error_message = Some("a\0b".into());
+        assert_eq!(bad.validate().unwrap_err().field, "error_message");
+        let mut bad = file();
+        bad.metadata = serde_json::json!({ "nested": ["ok", "n\u{0}ul"] });
+        let error = bad.validate().unwrap_err();
+        assert_eq!(error.field, "metadata");
+        assert!(error.rule.contains("NUL"), "{error}");
+        let mut bad = file();
+        bad.analysis_data = serde_json::json!({ "k\u{0}ey": 1 });
+        assert_eq!(bad.validate().unwrap_err().field, "analysis_data");
+        let changes = FileChanges {
+            change_description: Some("why\0".into()),
+            ..FileChanges::default()
+        };
+        assert_eq!(changes.validate().unwrap_err().field, "change_description");
+    }
+
     fn completed_parent() -> TechFile {
         let now = Utc::now();
         let id = Uuid::new_v4();

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::kinds::{UnknownVariant, string_enum};
 use crate::validation::{
-    MAX_JSON_BYTES, MAX_PAGE_SIZE, MAX_TEXT_BYTES, ValidationError, check_json_object,
+    MAX_JSON_BYTES, MAX_PAGE_SIZE, MAX_TEXT_BYTES, ValidationError, check_json_object, check_no_nul,
 };
 
 /// The kind of job that generates a complete tech pack.
@@ -180,6 +180,7 @@ impl NewJob {
 
     /// Checks every field against the shared rules.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        check_no_nul("kind", &self.kind)?;
         if self.kind.trim().is_empty() {
             return Err(ValidationError::new("kind", "must not be empty"));
         }

@@ -8,6 +8,7 @@ mod ids;
 mod job;
 mod kinds;
 mod principal;
+mod progress;
 mod report;
 mod validation;
 
@@ -30,6 +31,7 @@ pub use kinds::{
     CollectionStatus, CollectionType, FileStatus, FileType, ProductCategory, UnknownVariant,
 };
 pub use principal::Principal;
+pub use progress::{JobEvent, ProgressCounts, ProgressEvent, StepId, StepKind, StepOrigin};
 pub use report::{
     CollectionCompletionRow, MonitoringReport, ProductCreditsRow, ProductStats, RecentFilesRow,
 };

@@ -42,6 +42,7 @@ pub(crate) fn check_short_text(
     value: Option<&str>,
 ) -> Result<(), ValidationError> {
     if let Some(value) = value {
+        check_no_nul(field, value)?;
         if value.trim().is_empty() {
             return Err(ValidationError::new(field, "must not be empty when given"));
         }
@@ -59,6 +60,9 @@ pub(crate) fn check_long_text(
     field: &'static str,
     value: Option<&str>,
 ) -> Result<(), ValidationError> {
+    if let Some(value) = value {
+        check_no_nul(field, value)?;
+    }
     if let Some(value) = value
         && value.len() > MAX_TEXT_BYTES
     {
@@ -75,6 +79,7 @@ pub(crate) fn check_long_text(
 
 pub(crate) fn check_url(field: &'static str, value: Option<&str>) -> Result<(), ValidationError> {
     if let Some(value) = value {
+        check_no_nul(field, value)?;
         if value.trim().is_empty() {
             return Err(ValidationError::new(
                 field,
@@ -95,6 +100,9 @@ pub(crate) fn check_json_object(field: &'static str, value: &Value) -> Result<()
     if !value.is_object() {
         return Err(ValidationError::new(field, "must be a JSON object"));
     }
+    if json_has_nul(value) {
+        return Err(ValidationError::new(field, NUL_RULE));
+    }
     let size = serde_json::to_vec(value)
         .map(|bytes| bytes.len())
         .unwrap_or(usize::MAX);
@@ -107,6 +115,31 @@ pub(crate) fn check_json_object(field: &'static str, value: &Value) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// What a text with a NUL character is told. PostgreSQL's `text` and `jsonb` cannot hold U+0000,
+/// so both backends refuse it up front rather than store on one what the other rejects.
+const NUL_RULE: &str =
+    "must not contain the NUL character (U+0000); remove it and send the text again";
+
+/// Text stored in a column must not hold U+0000.
+pub(crate) fn check_no_nul(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.contains('\0') {
+        return Err(ValidationError::new(field, NUL_RULE));
+    }
+    Ok(())
+}
+
+/// Whether any string or key anywhere in a JSON document holds U+0000.
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || json_has_nul(item)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 pub(crate) fn check_credits(field: &'static str, value: i64) -> Result<(), ValidationError> {

@@ -96,23 +96,7 @@ pub struct TechPackRequest {
     pub options: TechPackOptions,
 }
 
-/// How a step's output came to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepOrigin {
-    /// The provider made it in this run (and it was charged).
-    Generated,
-    /// A completed file with the same inputs was reused, free.
-    Cached,
-    /// The analysis came from the legacy `revision_vision_analysis` table, free.
-    LegacyCache,
-    /// The provider failed; the file is recorded as failed, not charged.
-    Failed,
-    /// Not attempted because the view's analysis failed.
-    Blocked,
-    /// Not attempted because the run was stopped (cancelled, interrupted or shutting down).
-    Cancelled,
-}
+pub use techpack_model::StepOrigin;
 
 /// One step of a run and what came of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

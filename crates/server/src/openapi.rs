@@ -27,7 +27,7 @@ use crate::routes::{blobs, collections, files, health, jobs, packs, reports};
         blobs::download,
         health::healthz, health::readyz, health::metrics,
     ),
-    components(schemas(jobs::JobEventData)),
+    components(schemas(jobs::JobEventData, techpack_model::JobEvent)),
     modifiers(&BearerAuth),
     tags(
         (name = "packs", description = "Tech packs: ask for one, read it, retry its failed steps"),

@@ -9,6 +9,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::*;
+use techpack_pipeline::CancellationToken;
+use techpack_server::{ServeOptions, ServerConfig};
 use uuid::Uuid;
 
 macro_rules! on_both_backends {
@@ -35,6 +37,8 @@ on_both_backends!(
     a_whole_pack_through_the_api,
     signed_links_serve_ranges_and_refuse_forgeries,
     bad_input_gets_a_json_error_with_a_code,
+    events_follow_a_job_that_another_machine_runs,
+    schemathesis_finds_no_server_error_and_no_response_off_the_document,
 );
 
 async fn files_routes_store_page_version_and_archive(db: Db) {
@@ -540,27 +544,16 @@ async fn a_whole_pack_through_the_api(db: Db) {
         .expect("the stream ends with the job")
         .unwrap();
     let events = parse_events(&text);
-    let (last, _, result) = events.last().expect("events");
-    assert_eq!(last, "result", "{text}");
-    assert_eq!(result["state"], "succeeded", "{result}");
-    let ids: Vec<i64> = events
-        .iter()
-        .map(|(_, id, _)| id.as_deref().unwrap().parse().unwrap())
-        .collect();
-    assert!(
-        ids.windows(2).all(|pair| pair[0] < pair[1]),
-        "ids increase: {ids:?}"
-    );
-    let done: Vec<u64> = events
-        .iter()
-        .filter(|(event, _, _)| event == "progress")
-        .map(|(_, _, data)| data["progress"]["done"].as_u64().unwrap())
-        .collect();
-    assert!(done.windows(2).all(|pair| pair[0] <= pair[1]), "{done:?}");
+    let result = check_pack_events(&events, &text);
     // Reconnecting after the last event gets only the result again.
+    let last_id = events
+        .iter()
+        .filter_map(|(_, id, _)| id.clone())
+        .next_back()
+        .unwrap();
     let resumed = server
         .request(Method::GET, submitted["events"].as_str().unwrap(), None)
-        .header("last-event-id", ids[ids.len() - 1].to_string())
+        .header("last-event-id", last_id)
         .send()
         .await
         .unwrap()
@@ -570,6 +563,38 @@ async fn a_whole_pack_through_the_api(db: Db) {
     let resumed = parse_events(&resumed);
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].0, "result");
+    // Reconnecting in the middle gets the rest, in order.
+    let middle = events
+        .iter()
+        .filter_map(|(_, id, _)| id.clone())
+        .nth(3)
+        .unwrap();
+    let rest = server
+        .request(Method::GET, submitted["events"].as_str().unwrap(), None)
+        .header("last-event-id", &middle)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rest = parse_events(&rest);
+    let after: Vec<&(String, Option<String>, Value)> = events
+        .iter()
+        .skip_while(|(_, id, _)| id.as_deref() != Some(middle.as_str()))
+        .skip(1)
+        .collect();
+    assert_eq!(rest.iter().collect::<Vec<_>>(), after);
+    let (status, _) = {
+        let response = server
+            .request(Method::GET, submitted["events"].as_str().unwrap(), None)
+            .header("last-event-id", "yesterday")
+            .send()
+            .await
+            .unwrap();
+        error_of(response, StatusCode::BAD_REQUEST).await
+    };
+    assert_eq!(status, "invalid_input");
 
     // The pack is readable.
     let collection_id = result["collection_id"].as_str().unwrap();
@@ -618,6 +643,25 @@ async fn a_whole_pack_through_the_api(db: Db) {
         1,
         "one job for the two requests"
     );
+
+    // The metrics show the job, its steps' files and their credits from the database.
+    let metrics = server.get("/metrics", None).await.text().await.unwrap();
+    let value = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(line_start))
+            .unwrap_or_else(|| panic!("{line_start} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("techpack_jobs{state=\"succeeded\"}"), 1.0);
+    assert_eq!(value("techpack_jobs{state=\"queued\"}"), 0.0);
+    assert_eq!(
+        value("techpack_files_last_24h{file_type=\"closeup\",status=\"completed\"}"),
+        2.0
+    );
+    assert_eq!(value("techpack_credits_last_7d"), credits as f64);
 }
 
 async fn signed_links_serve_ranges_and_refuse_forgeries(db: Db) {
@@ -945,8 +989,7 @@ fn large_photo(seed: u8) -> Vec<u8> {
 /// Schemathesis (from PyPI, installed by `scripts/test` into a virtualenv it names in
 /// `TECHPACK_SCHEMATHESIS`) fuzzes every operation of `/openapi.json` and checks that no
 /// request gets a server error and every response matches the document.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
+async fn schemathesis_finds_no_server_error_and_no_response_off_the_document(db: Db) {
     let schemathesis = std::env::var("TECHPACK_SCHEMATHESIS").unwrap_or_else(|_| {
         panic!(
             "TECHPACK_SCHEMATHESIS names no schemathesis executable: run the tests with scripts/test, which installs it into a virtualenv"
@@ -954,7 +997,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
     });
     let server = TestServer::start_with(Options {
         workers: 0,
-        ..Options::new(Db::Sqlite, Auth::Local)
+        ..Options::new(db, Auth::Local)
     })
     .await;
     server.upload(None, "fuzzed", "front", photo_png(7)).await;
@@ -979,6 +1022,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
         ])
         .arg(&reports)
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its cache folder goes where the test's files go, not into the source tree.
+        .current_dir(server.dir.path())
         .output()
         .await
         .unwrap_or_else(|error| panic!("running {schemathesis}: {error}"));
@@ -988,4 +1033,214 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_document() {
         output.status.success(),
         "schemathesis found failures:\n{stdout}\n{stderr}"
     );
+}
+
+/// Checks a whole pack's event stream: a `state` event first, one `step_started` and one
+/// `step_finished` per step with increasing ids and counts that never go back, the run's
+/// `started` and `finished`, and a `result` of a succeeded job last. Returns the result.
+fn check_pack_events(events: &[(String, Option<String>, Value)], text: &str) -> Value {
+    let names: Vec<&str> = events.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"state"), "{text}");
+    assert!(
+        matches!(events[0].2["state"].as_str(), Some("queued" | "running")),
+        "{text}"
+    );
+    let (last, last_id, result) = events.last().expect("events");
+    assert_eq!(last, "result", "{text}");
+    assert!(last_id.is_none());
+    assert_eq!(result["state"], "succeeded", "{result}");
+    let recorded: Vec<&(String, Option<String>, Value)> = events
+        .iter()
+        .filter(|(name, _, _)| !matches!(name.as_str(), "state" | "result"))
+        .collect();
+    let ids: Vec<i64> = recorded
+        .iter()
+        .map(|(_, id, data)| {
+            let id: i64 = id
+                .as_deref()
+                .expect("recorded events have ids")
+                .parse()
+                .unwrap();
+            assert_eq!(data["id"], id);
+            id
+        })
+        .collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids increase: {ids:?}"
+    );
+    for (name, _, data) in &recorded {
+        assert_eq!(data["event"]["event"], name.as_str(), "{data}");
+        assert_eq!(data["job_id"], result["id"]);
+    }
+    assert_eq!(recorded.first().unwrap().0, "started", "{text}");
+    assert_eq!(recorded.last().unwrap().0, "finished", "{text}");
+    let count = |wanted: &str| {
+        recorded
+            .iter()
+            .filter(|(name, _, _)| name == wanted)
+            .count()
+    };
+    // 2 views: an analysis, a close-up and a sketch each.
+    assert_eq!(count("step_finished"), 6, "{text}");
+    assert!(
+        count("step_started") <= 6 && count("step_started") >= 1,
+        "{text}"
+    );
+    assert_eq!(count("step_failed"), 0, "{text}");
+    let done: Vec<u64> = recorded
+        .iter()
+        .map(|(_, _, data)| data["event"]["counts"]["done"].as_u64().unwrap())
+        .collect();
+    assert!(done.windows(2).all(|pair| pair[0] <= pair[1]), "{done:?}");
+    assert_eq!(*done.last().unwrap(), 6);
+    let credits: i64 = recorded
+        .iter()
+        .filter(|(name, _, _)| name == "step_finished")
+        .map(|(_, _, data)| data["event"]["credits"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        recorded.last().unwrap().2["event"]["counts"]["credits_used"],
+        credits
+    );
+    result.clone()
+}
+
+async fn events_follow_a_job_that_another_machine_runs(db: Db) {
+    // This server only serves; the job runs on another server (its own pools and, on
+    // PostgreSQL, its own LISTEN connection), as a `techpack worker` machine would.
+    let mut options = Options::new(db, Auth::Local);
+    options.workers = 0;
+    let server = TestServer::start_with(options).await;
+    let form = reqwest::multipart::Form::new()
+        .text("product", "remote-tee")
+        .text("category", "apparel")
+        .text("closeups_per_view", "1")
+        .part(
+            "front",
+            reqwest::multipart::Part::bytes(photo_png(6))
+                .file_name("front.png")
+                .mime_str("image/png")
+                .unwrap(),
+        )
+        .part(
+            "back",
+            reqwest::multipart::Part::bytes(photo_png(7))
+                .file_name("back.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let response = server
+        .request(Method::POST, "/api/v1/packs", None)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let submitted: Value = response.json().await.unwrap();
+    let events = server
+        .get(submitted["events"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(events.status(), StatusCode::OK);
+    // The stream is open (and the job queued) before the other machine starts.
+    let reading = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(120), events.text())
+            .await
+            .expect("the stream ends with the job")
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stop = CancellationToken::new();
+    let other = server.beside(1, stop.clone()).await;
+    let text = reading.await.unwrap();
+    let events = parse_events(&text);
+    let queued = &events[0];
+    assert_eq!(queued.0, "state", "{text}");
+    assert_eq!(queued.2["state"], "queued", "{text}");
+    // Then the claim, then the run's events: the same checks as for a local run.
+    let running = events
+        .iter()
+        .position(|(name, _, data)| name == "state" && data["state"] == "running")
+        .expect("a state event for the claim");
+    let result = check_pack_events(&events[running..], &text);
+    assert_eq!(result["state"], "succeeded");
+    stop.cancel();
+    other.await.unwrap().unwrap();
+}
+
+/// Supabase publishes its signing keys at a JWKS URL: the server fetches it when it starts,
+/// verifies RS256 and ES256 tokens with it, does not fetch again for every unknown `kid` a
+/// forger sends, and refuses to start when the URL does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_are_checked_against_a_jwks_url() {
+    let jwks = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/auth/v1/.well-known/jwks.json"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(
+            std::fs::read(fixture("jwks.json")).unwrap(),
+            "application/json",
+        ))
+        .mount(&jwks)
+        .await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.uri());
+    let server = TestServer::start_with(Options {
+        workers: 0,
+        configure: Box::new({
+            let url = url.clone();
+            move |settings| {
+                settings.server.jwt_secret = None;
+                settings.server.jwks = Some(url);
+            }
+        }),
+        ..Options::new(Db::Sqlite, Auth::Tokens)
+    })
+    .await;
+    let user = Uuid::new_v4();
+    for token in [rs256(&claims(user)), es256(&claims(user))] {
+        let response = server.get("/api/v1/files", Some(&token)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // An HS256 token has no key here (no project secret is configured).
+    let (code, _) = error_of(
+        server.get("/api/v1/files", Some(&user_token(user))).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(code, "invalid_token");
+    // A key id the set does not have: refused, without fetching the set again at once.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rotated-away".into());
+    let der = std::fs::read(fixture("rsa_private.der")).unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims(user),
+        &jsonwebtoken::EncodingKey::from_rsa_der(&der),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (code, _) = error_of(
+            server.get("/api/v1/files", Some(&forged)).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_eq!(code, "invalid_token");
+    }
+    assert_eq!(jwks.received_requests().await.unwrap().len(), 1);
+
+    // A JWKS URL that does not answer (a port nobody listens on any more): the server does
+    // not start, and says which URL.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/auth/v1/.well-known/jwks.json");
+    let mut settings = server.app.settings().clone();
+    settings.server.jwt_secret = None;
+    settings.server.jwks = Some(url.clone());
+    let config = ServerConfig::from_settings(&settings, &ServeOptions::default()).unwrap();
+    let error = match techpack_server::Server::bind(server.app.clone(), config).await {
+        Ok(_) => panic!("a server without its keys started"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains(&url), "{error}");
 }

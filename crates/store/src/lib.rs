@@ -30,7 +30,7 @@ use techpack_model::{
 use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
-pub use jobs::{JOBS_CHANNEL, JobStore};
+pub use jobs::{JOB_EVENTS_CHANNEL, JOBS_CHANNEL, JobEventWaker, JobStore};
 pub use legacy::{LegacyAnalysis, NewLegacyAnalysis};
 pub use postgres::PostgresStore;
 pub use schema::{Backend, MigrationInfo, SchemaReport};

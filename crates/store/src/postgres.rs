@@ -19,6 +19,7 @@ use techpack_model::{
 use uuid::Uuid;
 
 use crate::jobs::Fence;
+use crate::jobs::events::JobEventFeed;
 use crate::jobs::postgres::JobListener;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
@@ -50,6 +51,8 @@ pub struct PostgresStore {
     fence: Option<Fence>,
     /// The LISTEN connection of `wait_for_jobs`, made on first use and shared by clones.
     listener: JobListener,
+    /// The wake-ups of job event readers, shared by clones.
+    event_feed: JobEventFeed,
 }
 
 type Tx = sqlx::Transaction<'static, Postgres>;
@@ -83,6 +86,7 @@ impl PostgresStore {
             pool,
             fence: None,
             listener: JobListener::default(),
+            event_feed: JobEventFeed::default(),
         })
     }
 
@@ -92,7 +96,13 @@ impl PostgresStore {
             pool: self.pool.clone(),
             fence: Some(fence),
             listener: self.listener.clone(),
+            event_feed: self.event_feed.clone(),
         }
+    }
+
+    /// The wake-ups of job event readers.
+    pub(crate) fn event_feed(&self) -> &JobEventFeed {
+        &self.event_feed
     }
 
     /// The LISTEN connection `wait_for_jobs` reuses.

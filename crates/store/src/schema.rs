@@ -49,6 +49,7 @@ pub(crate) const TABLES: &[&str] = &[
     "generation_jobs",
     "blob_references",
     "techpack_instance",
+    "generation_job_events",
 ];
 
 pub(crate) const INDEXES: &[&str] = &[
@@ -81,6 +82,8 @@ pub(crate) const INDEXES: &[&str] = &[
     "generation_jobs_user_idempotency_key",
     "generation_jobs_product_running_idx",
     "generation_jobs_batch_idx",
+    "generation_job_events_job_idx",
+    "generation_job_events_user_idx",
 ];
 
 pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
@@ -101,6 +104,8 @@ pub(crate) const POSTGRES_TRIGGERS: &[&str] = &[
     "tech_files_after_status_change",
     "generation_jobs_after_end",
     "tech_file_collection_items_after_move",
+    "generation_job_events_notify",
+    "generation_jobs_notify_event_readers",
 ];
 
 pub(crate) const SQLITE_TRIGGERS: &[&str] = &[
@@ -210,6 +215,8 @@ pub(crate) const POSTGRES_POLICIES: &[&str] = &[
     "tech_files_api_status_change",
     "tech_file_collections_api_delete_idle",
     "generation_jobs_api_cancel_only",
+    "generation_job_events_select_own",
+    "generation_job_events_service_role",
 ];
 
 /// The roles the PostgreSQL migrations create where missing and techpack switches to.

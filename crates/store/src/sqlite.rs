@@ -21,6 +21,7 @@ use techpack_model::{
 use uuid::Uuid;
 
 use crate::jobs::Fence;
+use crate::jobs::events::JobEventFeed;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
@@ -47,6 +48,8 @@ pub struct SqliteStore {
     fence: Option<Fence>,
     /// The file migrations lock, beside the database (none in memory).
     migration_lock: Option<PathBuf>,
+    /// The wake-ups of job event readers in this process, shared by clones.
+    event_feed: JobEventFeed,
 }
 
 impl SqliteStore {
@@ -118,6 +121,7 @@ impl SqliteStore {
             write_pool,
             fence: None,
             migration_lock,
+            event_feed: JobEventFeed::default(),
         })
     }
 
@@ -128,7 +132,13 @@ impl SqliteStore {
             write_pool: self.write_pool.clone(),
             fence: Some(fence),
             migration_lock: self.migration_lock.clone(),
+            event_feed: self.event_feed.clone(),
         }
+    }
+
+    /// The wake-ups of job event readers in this process.
+    pub(crate) fn event_feed(&self) -> &JobEventFeed {
+        &self.event_feed
     }
 
     /// Holds the database's migration lock until dropped: an exclusive lock on a file beside

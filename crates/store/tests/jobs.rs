@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use techpack_model::{
-    ClaimOptions, FileChanges, FileType, Job, JobFilter, JobLease, JobOutcome, JobState, NewJob,
-    NewTechFile, Principal,
+    ClaimOptions, CollectionStatus, FileChanges, FileType, Job, JobFilter, JobLease, JobOutcome,
+    JobState, NewJob, NewTechFile, Principal, ProgressCounts, ProgressEvent, StepId, StepKind,
+    StepOrigin,
 };
 use techpack_store::on_both_backends;
 use techpack_store::test_support::TestDatabase;
@@ -30,6 +31,7 @@ on_both_backends!(
     respects_the_run_after_delay,
     finishing_is_terminal_and_happens_once,
     migrations_drop_and_restore_the_jobs_table,
+    records_events_in_order_per_job_and_wakes_their_readers,
 );
 
 /// Long enough that no test run, however loaded the machine, sees it expire.
@@ -270,7 +272,7 @@ async fn bad_input_is_refused_and_nothing_is_written(store: Arc<dyn TechFileStor
     let (_, lease) = claim(store.as_ref(), &worker("w", LONG)).await.unwrap();
     invalid(
         store
-            .record_job_progress(&lease, None, json!([1]))
+            .record_job_progress(&lease, None, json!([1]), &[])
             .await
             .unwrap_err(),
         "progress",
@@ -365,7 +367,7 @@ async fn an_expired_lease_moves_to_another_worker_and_fences_the_first(
     let renewed = store.heartbeat_job(&first).await.unwrap();
     assert_eq!(renewed.lease_token, Some(first.token));
     store
-        .record_job_progress(&first, None, json!({"done": 1, "total": 4}))
+        .record_job_progress(&first, None, json!({"done": 1, "total": 4}), &[])
         .await
         .unwrap();
     let mut still_mine = worker("w2", LONG);
@@ -401,7 +403,7 @@ async fn an_expired_lease_moves_to_another_worker_and_fences_the_first(
     assert!(is_lease_lost(store.heartbeat_job(&first).await));
     assert!(is_lease_lost(
         store
-            .record_job_progress(&first, None, json!({"done": 2}))
+            .record_job_progress(&first, None, json!({"done": 2}), &[])
             .await
     ));
     assert!(is_lease_lost(
@@ -458,6 +460,7 @@ async fn an_expired_lease_moves_to_another_worker_and_fences_the_first(
             &second,
             Some(Uuid::new_v4()),
             json!({"done": 4, "total": 4}),
+            &[],
         )
         .await
         .unwrap();
@@ -710,11 +713,17 @@ async fn finishing_is_terminal_and_happens_once(store: Arc<dyn TechFileStore>) {
             &lease,
             Some(collection),
             json!({"done": 3, "total": 5, "failed": 1}),
+            &[],
         )
         .await
         .unwrap();
     store
-        .record_job_progress(&lease, None, json!({"done": 5, "total": 5, "failed": 1}))
+        .record_job_progress(
+            &lease,
+            None,
+            json!({"done": 5, "total": 5, "failed": 1}),
+            &[],
+        )
         .await
         .unwrap();
     let long_error = "x".repeat(100_000);
@@ -1119,4 +1128,186 @@ async fn an_open_fenced_write_holds_off_claims_but_not_heartbeats() {
             )
             .await
     ));
+}
+
+fn counts(done: usize, credits_used: i64) -> ProgressCounts {
+    ProgressCounts {
+        done,
+        failed: 0,
+        total: 3,
+        credits_used,
+        elapsed_ms: 10,
+    }
+}
+
+fn step(view: &str) -> StepId {
+    StepId {
+        view: view.into(),
+        kind: StepKind::Analysis,
+    }
+}
+
+async fn records_events_in_order_per_job_and_wakes_their_readers(store: Arc<dyn TechFileStore>) {
+    let alice = Uuid::new_v4();
+    let bob = Uuid::new_v4();
+    let job = store
+        .enqueue_job(Principal::User(alice), new_job(alice))
+        .await
+        .unwrap();
+    let other = store
+        .enqueue_job(Principal::User(bob), new_job(bob))
+        .await
+        .unwrap();
+    let (_, lease) = claim(store.as_ref(), &worker("w1", LONG)).await.unwrap();
+    assert_eq!(lease.job_id, job.id);
+    let (_, other_lease) = claim(store.as_ref(), &worker("w2", LONG)).await.unwrap();
+    assert_eq!(other_lease.job_id, other.id);
+    let mut waker = store.job_event_waker();
+
+    let started = ProgressEvent::StepStarted {
+        step: step("front"),
+        counts: counts(0, 0),
+    };
+    let finished = ProgressEvent::StepFinished {
+        step: step("front"),
+        origin: StepOrigin::Generated,
+        credits: 2,
+        elapsed_ms: 5,
+        counts: counts(1, 2),
+    };
+    // A provider's error text with a NUL is kept, the NUL replaced.
+    let failed = ProgressEvent::StepFailed {
+        step: step("back"),
+        error: "bad\0byte".into(),
+        counts: counts(1, 2),
+    };
+    let reader = {
+        let store = store.clone();
+        let job_id = job.id;
+        tokio::spawn(async move {
+            let begun = Instant::now();
+            loop {
+                if !store
+                    .list_job_events(Principal::User(alice), job_id, None, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+                {
+                    return begun.elapsed();
+                }
+                waker.wait(job_id).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store
+        .record_job_progress(
+            &lease,
+            None,
+            json!({"done": 0}),
+            &[started.clone(), finished.clone()],
+        )
+        .await
+        .unwrap();
+    // Woken by the write, not by the poll (2 s on PostgreSQL, 250 ms on SQLite).
+    let waited = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the reader saw the events")
+        .unwrap();
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    store
+        .record_job_progress(
+            &other_lease,
+            None,
+            json!({"done": 0}),
+            std::slice::from_ref(&started),
+        )
+        .await
+        .unwrap();
+    store
+        .record_job_progress(&lease, None, json!({"done": 1}), &[failed])
+        .await
+        .unwrap();
+
+    let events = store
+        .list_job_events(Principal::User(alice), job.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.windows(2).all(|pair| pair[0].id < pair[1].id));
+    assert!(events.iter().all(|e| e.job_id == job.id && e.attempt == 1));
+    assert_eq!(events[0].event, started);
+    assert_eq!(events[1].event, finished);
+    match &events[2].event {
+        ProgressEvent::StepFailed { error, .. } => assert_eq!(error, "bad\u{FFFD}byte"),
+        other => panic!("expected a failed step, got {other:?}"),
+    }
+    // After an id: only the later ones.
+    let later = store
+        .list_job_events(Principal::User(alice), job.id, Some(events[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(later, events[1..].to_vec());
+    let page = store
+        .list_job_events(Principal::Service, job.id, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(page, events[..2].to_vec());
+    // Bob sees none of Alice's; the service sees both jobs'.
+    assert!(
+        store
+            .list_job_events(Principal::User(bob), job.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_job_events(Principal::Service, other.id, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store
+            .list_job_events(Principal::Service, job.id, None, 0)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    // A stale lease writes no events.
+    let end = ProgressEvent::Finished {
+        status: CollectionStatus::Completed,
+        counts: counts(3, 2),
+    };
+    store
+        .finish_job(&lease, JobOutcome::succeeded(None))
+        .await
+        .unwrap();
+    assert!(is_lease_lost(
+        store
+            .record_job_progress(&lease, None, json!({"done": 3}), &[end])
+            .await
+    ));
+    assert_eq!(
+        store
+            .list_job_events(Principal::Service, job.id, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let by_state = store.count_jobs_by_state(Principal::Service).await.unwrap();
+    assert_eq!(
+        by_state,
+        vec![(JobState::Running, 1), (JobState::Succeeded, 1)]
+    );
+    assert_eq!(
+        store
+            .count_jobs_by_state(Principal::User(bob))
+            .await
+            .unwrap(),
+        vec![(JobState::Running, 1)]
+    );
 }

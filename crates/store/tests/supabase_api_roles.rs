@@ -248,6 +248,7 @@ const KNOWN_TABLES: &[&str] = &[
     "tech_file_collection_items",
     "revision_vision_analysis",
     "generation_jobs",
+    "generation_job_events",
 ];
 
 /// Table-level privileges each role must hold on a known table, exactly.
@@ -257,7 +258,9 @@ fn expected_table_privileges(table: &str, role: &str) -> &'static [&'static str]
             &["DELETE", "SELECT"]
         }
         ("authenticated", _) => &["SELECT"],
-        ("techpack_app", "tech_file_versions") => &["SELECT"],
+        ("techpack_app", "tech_file_versions" | "generation_job_events") => &["SELECT"],
+        // A run's events are written by its worker and go with their job.
+        ("service_role", "generation_job_events") => &["DELETE", "INSERT", "SELECT"],
         ("techpack_app", "tech_file_collections" | "tech_file_collection_items") => {
             &["DELETE", "INSERT", "SELECT", "UPDATE"]
         }

@@ -289,8 +289,9 @@ async fn heartbeat(
     }
 }
 
-/// Passes the run's events on and writes the job's progress: the collection as soon as it is
-/// known, the counts at most every [`PROGRESS_INTERVAL`] and at the end.
+/// Passes the run's events on and writes the job's progress and events: the collection as
+/// soon as it is known, the counts and the events since the last write at most every
+/// [`PROGRESS_INTERVAL`] and at the end. A write that fails keeps its events for the next one.
 async fn record_progress(
     store: Arc<dyn TechFileStore>,
     lease: JobLease,
@@ -301,6 +302,7 @@ async fn record_progress(
     let mut written_at: Option<Instant> = None;
     let mut collection = None;
     let mut pending = None;
+    let mut unwritten: Vec<ProgressEvent> = Vec::new();
     loop {
         // What is pending is written when the interval is over, even when no event follows.
         let interval_over = async {
@@ -323,6 +325,7 @@ async fn record_progress(
                         written_at = None;
                     }
                     pending = Some(progress_doc(&event));
+                    unwritten.push(event);
                 }
                 None => finished = true,
             },
@@ -333,15 +336,22 @@ async fn record_progress(
             && let Some(progress) = pending.take()
         {
             match store
-                .record_job_progress(&lease, collection.take(), progress)
+                .record_job_progress(&lease, collection, progress.clone(), &unwritten)
                 .await
             {
-                Ok(()) => written_at = Some(Instant::now()),
+                Ok(()) => {
+                    written_at = Some(Instant::now());
+                    collection = None;
+                    unwritten.clear();
+                }
                 Err(StoreError::LeaseLost(_)) => {
                     lost.cancel();
                     return;
                 }
-                Err(error) => tracing::warn!(job = %lease.job_id, %error, "recording job progress"),
+                Err(error) => {
+                    tracing::warn!(job = %lease.job_id, %error, "recording job progress");
+                    pending.get_or_insert(progress);
+                }
             }
         }
         if finished {

@@ -1,12 +1,15 @@
 //! `/api/v1/jobs`: the durable generation jobs, their cancellation, and their live events.
 //!
-//! Events come from the job's row, so they work whichever process runs the job (this server's
-//! worker or a `techpack worker` on another machine): an event is sent each time the row's
-//! state or progress changes, its id is the row's `updated_at` in microseconds (increasing,
-//! and the same for every reader), so a client reconnecting with `Last-Event-ID` gets only
-//! what it has not seen. The stream ends with a `result` event once the job is over.
+//! Events come from the database, so they work whichever process runs the job (this server's
+//! worker or a `techpack worker` on another machine): the runner records one row per step
+//! started, finished or failed (and per run started and finished), numbered in order, and the
+//! stream sends each once, with its number as the SSE id, so a client reconnecting with
+//! `Last-Event-ID` gets only what it has not seen. A reader sleeps until the store wakes it
+//! (PostgreSQL LISTEN/NOTIFY; on SQLite this process's writes), polling as a fallback.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -15,7 +18,8 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use techpack_model::{Job, JobFilter, JobProgress, JobState};
+use techpack_model::{Job, JobFilter, JobProgress, JobState, Principal};
+use techpack_store::{JobEventWaker, TechFileStore};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -23,8 +27,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::views::JobView;
 
-/// How often a followed job's row is read.
-const EVENT_POLL: Duration = Duration::from_millis(200);
+/// How many recorded events one read of a followed job takes at most.
+const EVENT_PAGE: i64 = 200;
 
 /// The filters of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -102,7 +106,7 @@ pub async fn cancel_job(
     Ok(Json(JobView::from(&job)))
 }
 
-/// The data of a `progress` event.
+/// The data of a `state` event: where the job is.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobEventData {
     /// The job.
@@ -117,6 +121,28 @@ pub struct JobEventData {
     pub worker_id: Option<String>,
     /// Why the last attempt failed, when it did.
     pub last_error: Option<String>,
+    /// Its owner asked to cancel it.
+    pub cancel_requested: bool,
+}
+
+impl JobEventData {
+    /// Whether `other` says something this one does not, progress aside (the step events
+    /// carry the progress).
+    fn differs_from(&self, other: &JobEventData) -> bool {
+        (
+            self.state,
+            self.attempts,
+            &self.worker_id,
+            &self.last_error,
+            self.cancel_requested,
+        ) != (
+            other.state,
+            other.attempts,
+            &other.worker_id,
+            &other.last_error,
+            other.cancel_requested,
+        )
+    }
 }
 
 impl From<&Job> for JobEventData {
@@ -128,20 +154,27 @@ impl From<&Job> for JobEventData {
             attempts: job.attempts,
             worker_id: job.worker_id.clone(),
             last_error: job.last_error.clone(),
+            cancel_requested: job.cancel_requested,
         }
     }
 }
 
 /// The job's live events (Server-Sent Events).
 ///
-/// `progress` events (data: [`JobEventData`]) each time the job's state or progress changes,
-/// then one `result` event (data: [`JobView`]) when it is over, and the stream ends. Reconnect
-/// with `Last-Event-ID` to continue after the last event received.
+/// - `state` (data: [`JobEventData`], no id): first, and whenever the job's state, attempt,
+///   worker, error or cancellation changes, while it is not over;
+/// - one event per step started, finished or failed and per run started and finished, named
+///   like it (`started`, `step_started`, `step_finished`, `step_failed`, `finished`; data: a
+///   [`JobEvent`](techpack_model::JobEvent) with the counts and credits so far), its id the event's number;
+/// - `result` (data: [`JobView`], no id) once the job is over, and the stream ends.
+///
+/// Reconnect with `Last-Event-ID` (the last id received) to get only later events.
 #[utoipa::path(
     get, path = "/api/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = Uuid, Path, description = "The job"),
            ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received")),
-    responses((status = 200, description = "An event stream of `progress` events (JobEventData) ending with a `result` event (JobView)", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An event stream: `state` events (JobEventData), one event per step start and end (JobEvent, named by its `event`), ending with a `result` event (JobView)", content_type = "text/event-stream", body = String),
+              (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -158,91 +191,137 @@ pub async fn job_events(
                 .to_str()
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
+                .filter(|id: &i64| *id >= 0)
                 .ok_or_else(|| {
                     ApiError::invalid("Last-Event-ID must be the id of an event of this stream")
                 })?,
         ),
     };
-    // The first read answers 404 for a job the caller cannot see, before the stream starts.
-    let first = state.app.store().get_job(caller.principal, id).await?;
     let store = state.app.store().clone();
-    let shutdown = state.shutdown.clone();
-    let principal = caller.principal;
-    let stream = async_stream(first, last_seen, move |id| {
-        let store = store.clone();
-        async move { store.get_job(principal, id).await }
+    // Made before the first read: what is recorded after it wakes the stream.
+    let waker = store.job_event_waker();
+    // The first read answers 404 for a job the caller cannot see, before the stream starts.
+    let first = store.get_job(caller.principal, id).await?;
+    let follow = Follow {
+        store,
+        principal: caller.principal,
+        job_id: id,
+        waker,
+        job: Some(first),
+        last_id: last_seen,
+        last_state: None,
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next().await?;
+        Some((Ok(event), follow))
     });
+    let shutdown = state.shutdown.clone();
     let stream = futures::StreamExt::take_until(stream, async move { shutdown.cancelled().await });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The events of a job from its rows: `read` reads the row again.
-fn async_stream<R, F>(
-    first: Job,
-    last_seen: Option<i64>,
-    read: R,
-) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    R: Fn(Uuid) -> F + Send + 'static,
-    F: std::future::Future<Output = Result<Job, techpack_store::StoreError>> + Send,
-{
-    struct Follow<R> {
-        job_id: Uuid,
-        job: Option<Job>,
-        last_id: Option<i64>,
-        last_data: Option<JobEventData>,
-        read: R,
-        done: bool,
-    }
-    let start = Follow {
-        job_id: first.id,
-        job: Some(first),
-        last_id: last_seen,
-        last_data: None,
-        read,
-        done: false,
-    };
-    futures::stream::unfold(start, |mut follow| async move {
-        if follow.done {
-            return None;
-        }
+/// One client following one job.
+struct Follow {
+    store: Arc<dyn TechFileStore>,
+    principal: Principal,
+    job_id: Uuid,
+    waker: JobEventWaker,
+    /// The job as read, until its events are queued.
+    job: Option<Job>,
+    /// The id of the last recorded event sent (or the client saw).
+    last_id: Option<i64>,
+    /// The last `state` sent.
+    last_state: Option<JobEventData>,
+    /// Events to send before reading again.
+    queue: VecDeque<Event>,
+    /// The result is queued: nothing follows it.
+    done: bool,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<Event> {
         loop {
-            let job = match follow.job.take() {
+            if let Some(event) = self.queue.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            let job = match self.job.take() {
                 Some(job) => job,
                 None => {
-                    tokio::time::sleep(EVENT_POLL).await;
-                    match (follow.read)(follow.job_id).await {
+                    self.waker.wait(self.job_id).await;
+                    match self.store.get_job(self.principal, self.job_id).await {
                         Ok(job) => job,
                         Err(error) => {
-                            tracing::warn!(%error, "reading a followed job");
+                            tracing::warn!(job = %self.job_id, %error, "reading a followed job");
                             continue;
                         }
                     }
                 }
             };
-            let event_id = job.updated_at.timestamp_micros();
-            let data = JobEventData::from(&job);
-            let unseen = follow.last_id.is_none_or(|seen| event_id > seen);
-            let changed = follow.last_data.as_ref() != Some(&data);
-            follow.last_data = Some(data.clone());
-            if job.state.is_terminal() {
-                follow.done = true;
-                let event = Event::default()
-                    .event("result")
-                    .id(event_id.to_string())
-                    .json_data(JobView::from(&job))
-                    .unwrap_or_else(|_| Event::default().event("result"));
-                return Some((Ok(event), follow));
+            self.queue_from(&job).await;
+        }
+    }
+
+    /// Queues what `job` (just read) and the events recorded up to now say that was not sent:
+    /// its state first, then the events (read after the row, so a job that was over when read
+    /// has all its events), then the result when it is over.
+    async fn queue_from(&mut self, job: &Job) {
+        let over = job.state.is_terminal();
+        let current = JobEventData::from(job);
+        if !over
+            && self
+                .last_state
+                .as_ref()
+                .is_none_or(|sent| sent.differs_from(&current))
+        {
+            self.queue.push_back(json_event("state", None, &current));
+            self.last_state = Some(current);
+        }
+        loop {
+            let page = match self
+                .store
+                .list_job_events(self.principal, self.job_id, self.last_id, EVENT_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(job = %self.job_id, %error, "reading a followed job's events");
+                    // The result waits for the events: read again after the next wake-up.
+                    return;
+                }
+            };
+            for recorded in &page {
+                self.queue.push_back(json_event(
+                    recorded.event.name(),
+                    Some(recorded.id),
+                    recorded,
+                ));
+                self.last_id = Some(recorded.id);
             }
-            if unseen && changed {
-                follow.last_id = Some(event_id);
-                let event = Event::default()
-                    .event("progress")
-                    .id(event_id.to_string())
-                    .json_data(&data)
-                    .unwrap_or_else(|_| Event::default().event("progress"));
-                return Some((Ok(event), follow));
+            if (page.len() as i64) < EVENT_PAGE {
+                break;
             }
         }
-    })
+        if over {
+            self.queue
+                .push_back(json_event("result", None, &JobView::from(job)));
+            self.done = true;
+        }
+    }
+}
+
+/// An SSE event of `name` carrying `data` as JSON.
+fn json_event(name: &str, id: Option<i64>, data: &impl Serialize) -> Event {
+    let event = Event::default().event(name);
+    let event = match id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    };
+    event
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event(name))
 }

@@ -187,6 +187,22 @@ impl TestServer {
         body
     }
 
+    /// Another server on the same database and blobs, with `workers` in-process workers: as
+    /// far as this one can tell, another machine (its own pools, its own listener). Stops
+    /// when `shutdown` is cancelled.
+    pub async fn beside(
+        &self,
+        workers: usize,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<AppResult<()>> {
+        let mut settings = self.app.settings().clone();
+        settings.server.workers = workers;
+        let config = ServerConfig::from_settings(&settings, &ServeOptions::default()).unwrap();
+        let app = App::open(settings).await.unwrap();
+        let server = Server::bind(app, config).await.unwrap();
+        tokio::spawn(server.serve(shutdown))
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(&mut self) -> AppResult<()> {
         self.shutdown.cancel();

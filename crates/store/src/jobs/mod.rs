@@ -4,6 +4,7 @@
 //! store checks it inside every write transaction, so a worker whose lease moved to another
 //! worker can no longer write anything.
 
+pub(crate) mod events;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
@@ -13,10 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use techpack_model::{
-    ClaimOptions, Job, JobFilter, JobLease, JobOutcome, MAX_JOB_DELAY, MAX_JSON_BYTES, NewJob,
-    Principal, ValidationError,
+    ClaimOptions, Job, JobEvent, JobFilter, JobLease, JobOutcome, JobState, MAX_JOB_DELAY,
+    MAX_JSON_BYTES, MAX_PAGE_SIZE, NewJob, Principal, ProgressEvent, ValidationError,
 };
 use uuid::Uuid;
+
+pub use events::{JOB_EVENTS_CHANNEL, JobEventWaker};
 
 use crate::sql::{Bind, Dialect, Query};
 use crate::{StoreError, StoreResult, TechFileStore};
@@ -64,14 +67,30 @@ pub trait JobStore: Send + Sync + 'static {
     /// the runner sees `cancel_requested`. `LeaseLost` when the job no longer runs under this
     /// token.
     async fn heartbeat_job(&self, lease: &JobLease) -> StoreResult<Job>;
-    /// Records the collection (when given) and the progress document (a JSON object), fenced
-    /// like a heartbeat.
+    /// Records the collection (when given), the progress document (a JSON object) and the
+    /// run's events since the last call (in order, under the job's current attempt), in one
+    /// transaction fenced like a heartbeat, and wakes the job's event readers.
     async fn record_job_progress(
         &self,
         lease: &JobLease,
         collection_id: Option<Uuid>,
         progress: Value,
+        events: &[ProgressEvent],
     ) -> StoreResult<()>;
+    /// The job's recorded events after the event `after` (from the first without), oldest
+    /// first, at most `limit` (1 to [`MAX_PAGE_SIZE`]). Another user's job has none.
+    async fn list_job_events(
+        &self,
+        principal: Principal,
+        job_id: Uuid,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<JobEvent>>;
+    /// A waker for readers of job events: make it, read the events, wait, read again.
+    fn job_event_waker(&self) -> JobEventWaker;
+    /// How many jobs are in each state (states without jobs are left out); a user counts
+    /// their own, the service all.
+    async fn count_jobs_by_state(&self, principal: Principal) -> StoreResult<Vec<(JobState, i64)>>;
     /// Ends the run: the outcome's terminal state, result and error, `finished_at`, and no
     /// lease. Fenced: a second finish, or a finish after the lease moved, is `LeaseLost`.
     async fn finish_job(&self, lease: &JobLease, outcome: JobOutcome) -> StoreResult<Job>;
@@ -140,6 +159,67 @@ pub(crate) fn worker_stopped_message(worker_id: Option<&str>) -> String {
         None => "the worker stopped".to_owned(),
     }
 }
+
+/// The events as the JSON array the events table is filled from. A NUL in a text (an error a
+/// provider sent) becomes U+FFFD, which PostgreSQL's jsonb can hold, rather than losing the
+/// event; each event must fit the table's size check.
+pub(crate) fn event_docs(events: &[ProgressEvent]) -> Result<Value, ValidationError> {
+    let mut docs = Vec::with_capacity(events.len());
+    for event in events {
+        let mut doc = serde_json::to_value(event)
+            .map_err(|error| ValidationError::new("events", error.to_string()))?;
+        replace_nul(&mut doc);
+        let size = serde_json::to_vec(&doc)
+            .map(|bytes| bytes.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_JSON_BYTES {
+            return Err(ValidationError::new(
+                "events",
+                format!("each must serialize to at most {MAX_JSON_BYTES} bytes (got {size})"),
+            ));
+        }
+        docs.push(doc);
+    }
+    Ok(Value::Array(docs))
+}
+
+fn replace_nul(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => *text = text.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => map.values_mut().for_each(replace_nul),
+        _ => {}
+    }
+}
+
+/// The rows of `count_jobs_by_state` as states.
+pub(crate) fn states_counted(rows: Vec<(String, i64)>) -> StoreResult<Vec<(JobState, i64)>> {
+    rows.into_iter()
+        .map(|(state, count)| {
+            let state = state
+                .parse::<JobState>()
+                .map_err(|error| StoreError::Corrupt(format!("a job's state: {error}")))?;
+            Ok((state, count))
+        })
+        .collect()
+}
+
+/// The page size of `list_job_events`.
+pub(crate) fn check_event_limit(limit: i64) -> Result<i64, ValidationError> {
+    if !(1..=i64::from(MAX_PAGE_SIZE)).contains(&limit) {
+        return Err(ValidationError::new(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE} (got {limit})"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// How often a reader of job events looks without a wake-up: on PostgreSQL only notifications
+/// lost to a reconnect need it; on SQLite it is how soon another process's writes are seen.
+pub(crate) const POSTGRES_EVENT_POLL: Duration = Duration::from_secs(2);
+/// See [`POSTGRES_EVENT_POLL`].
+pub(crate) const SQLITE_EVENT_POLL: Duration = Duration::from_millis(250);
 
 /// The progress document is a JSON object of at most [`MAX_JSON_BYTES`], like every document.
 pub(crate) fn check_progress(progress: &Value) -> Result<(), ValidationError> {

@@ -14,15 +14,16 @@ use sqlx::postgres::{PgArguments, PgConnection, PgListener};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres, Row};
 use techpack_model::{
-    ClaimOptions, Job, JobFilter, JobLease, JobOutcome, JobState, NewJob, Principal, check_lease,
-    clip_job_error,
+    ClaimOptions, Job, JobEvent, JobFilter, JobLease, JobOutcome, JobState, NewJob, Principal,
+    ProgressEvent, check_lease, clip_job_error,
 };
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    Fence, GAVE_UP_CODE, JOBS_CHANNEL, JobStore, check_delay, check_progress, gave_up_message,
-    key_reused, lease_lost, list_query, worker_stopped_message,
+    Fence, GAVE_UP_CODE, JOBS_CHANNEL, JobEventWaker, JobStore, POSTGRES_EVENT_POLL, check_delay,
+    check_event_limit, check_progress, event_docs, gave_up_message, key_reused, lease_lost,
+    list_query, states_counted, worker_stopped_message,
 };
 use crate::rows::check_owner;
 use crate::sql::{self, Bind, Dialect, Query};
@@ -430,8 +431,10 @@ impl JobStore for PostgresStore {
         lease: &JobLease,
         collection_id: Option<Uuid>,
         progress: Value,
+        events: &[ProgressEvent],
     ) -> StoreResult<()> {
         check_progress(&progress)?;
+        let events = event_docs(events)?;
         let mut tx = self.lease_tx().await?;
         let updated = sqlx::query(
             "UPDATE public.generation_jobs AS j SET collection_id = coalesce($3, j.collection_id), \
@@ -447,8 +450,60 @@ impl JobStore for PostgresStore {
         if updated == 0 {
             return Err(lease_lost(lease.job_id));
         }
+        // In the order given: identity values follow the SELECT's order.
+        sqlx::query(
+            "INSERT INTO public.generation_job_events (job_id, user_id, attempt, event) \
+             SELECT j.id, j.user_id, j.attempts, e.event \
+               FROM public.generation_jobs AS j, \
+                    jsonb_array_elements($2) WITH ORDINALITY AS e(event, position) \
+              WHERE j.id = $1 ORDER BY e.position",
+        )
+        .bind(lease.job_id)
+        .bind(Json(&events))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn list_job_events(
+        &self,
+        principal: Principal,
+        job_id: Uuid,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<JobEvent>> {
+        let limit = check_event_limit(limit)?;
+        let mut tx = self.begin_with(principal, None).await?;
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT jsonb_build_object('id', e.id, 'job_id', e.job_id, 'attempt', e.attempt, \
+                    'event', e.event, 'created_at', e.created_at)::text \
+               FROM public.generation_job_events AS e \
+              WHERE e.job_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        docs.iter().map(|doc| sql::decode_doc(doc)).collect()
+    }
+
+    fn job_event_waker(&self) -> JobEventWaker {
+        self.event_feed()
+            .postgres_waker(self.pool(), POSTGRES_EVENT_POLL)
+    }
+
+    async fn count_jobs_by_state(&self, principal: Principal) -> StoreResult<Vec<(JobState, i64)>> {
+        let mut tx = self.begin_with(principal, None).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT j.state, count(*) FROM public.generation_jobs AS j GROUP BY j.state ORDER BY j.state",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        states_counted(rows)
     }
 
     async fn finish_job(&self, lease: &JobLease, outcome: JobOutcome) -> StoreResult<Job> {

@@ -13,14 +13,15 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection};
 use techpack_model::{
-    ClaimOptions, Job, JobFilter, JobLease, JobOutcome, JobState, NewJob, Principal,
-    ValidationError, check_lease, clip_job_error,
+    ClaimOptions, Job, JobEvent, JobFilter, JobLease, JobOutcome, JobState, NewJob, Principal,
+    ProgressEvent, ValidationError, check_lease, clip_job_error,
 };
 use uuid::Uuid;
 
 use super::{
-    Fence, GAVE_UP_CODE, JobStore, check_delay, check_progress, gave_up_message, key_reused,
-    lease_lost, list_query, worker_stopped_message,
+    Fence, GAVE_UP_CODE, JobEventWaker, JobStore, SQLITE_EVENT_POLL, check_delay,
+    check_event_limit, check_progress, event_docs, gave_up_message, key_reused, lease_lost,
+    list_query, states_counted, worker_stopped_message,
 };
 use crate::rows::check_owner;
 use crate::sql::{self, Bind, Dialect, Query};
@@ -191,6 +192,7 @@ impl JobStore for SqliteStore {
         // Missing or someone else's: NotFound; otherwise the job is read back (or was over).
         let current = job_in(&mut tx, principal, id).await?;
         tx.commit().await?;
+        self.event_feed().publish(id);
         if updated == 0 {
             return Err(StoreError::Conflict(format!(
                 "job {id} already {}",
@@ -306,6 +308,7 @@ impl JobStore for SqliteStore {
             })?;
             let claimed = job_in(&mut tx, Principal::Service, id).await?;
             tx.commit().await?;
+            self.event_feed().publish(id);
             let lease = JobLease {
                 job_id: id,
                 worker_id: options.worker_id.clone(),
@@ -337,6 +340,7 @@ impl JobStore for SqliteStore {
         }
         let job = job_in(&mut tx, Principal::Service, lease.job_id).await?;
         tx.commit().await?;
+        self.event_feed().publish(lease.job_id);
         Ok(job)
     }
 
@@ -345,8 +349,10 @@ impl JobStore for SqliteStore {
         lease: &JobLease,
         collection_id: Option<Uuid>,
         progress: Value,
+        events: &[ProgressEvent],
     ) -> StoreResult<()> {
         check_progress(&progress)?;
+        let events = event_docs(events)?;
         let mut tx = self.write_tx_with(None).await?;
         let updated = sqlx::query(
             "UPDATE generation_jobs SET collection_id = coalesce(?3, collection_id), progress = ?4 \
@@ -362,8 +368,65 @@ impl JobStore for SqliteStore {
         if updated == 0 {
             return Err(lease_lost(lease.job_id));
         }
+        // In the order given: AUTOINCREMENT ids follow the SELECT's order.
+        sqlx::query(
+            "INSERT INTO generation_job_events (job_id, user_id, attempt, event, created_at) \
+             SELECT j.id, j.user_id, j.attempts, e.value, ?3 \
+               FROM generation_jobs AS j, json_each(?2) AS e \
+              WHERE j.id = ?1 ORDER BY e.key",
+        )
+        .bind(lease.job_id.to_string())
+        .bind(json_text(&events))
+        .bind(sql::sqlite_time(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        self.event_feed().publish(lease.job_id);
         Ok(())
+    }
+
+    async fn list_job_events(
+        &self,
+        principal: Principal,
+        job_id: Uuid,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<JobEvent>> {
+        let limit = check_event_limit(limit)?;
+        let mut q = Query::new(D);
+        q.push(
+            "SELECT json_object('id', e.id, 'job_id', e.job_id, 'attempt', e.attempt, \
+             'event', json(e.event), 'created_at', e.created_at) FROM generation_job_events AS e \
+             WHERE e.job_id = ",
+        )
+        .bind(Bind::Uuid(job_id))
+        .push(" AND e.id > ")
+        .bind(Bind::Int(after.unwrap_or(0)));
+        q.scope("e", principal);
+        q.push(" ORDER BY e.id LIMIT ").bind(Bind::Int(limit));
+        let mut conn = self.pool().acquire().await?;
+        let rows = bound(q).fetch_all(&mut *conn).await?;
+        rows.iter()
+            .map(|row| sql::decode_doc(&row.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    fn job_event_waker(&self) -> JobEventWaker {
+        self.event_feed().local_waker(SQLITE_EVENT_POLL)
+    }
+
+    async fn count_jobs_by_state(&self, principal: Principal) -> StoreResult<Vec<(JobState, i64)>> {
+        let mut q = Query::new(D);
+        q.push("SELECT j.state, count(*) FROM generation_jobs AS j WHERE 1 = 1");
+        q.scope("j", principal);
+        q.push(" GROUP BY j.state ORDER BY j.state");
+        let mut conn = self.pool().acquire().await?;
+        let rows = bound(q).fetch_all(&mut *conn).await?;
+        let rows = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        states_counted(rows)
     }
 
     async fn finish_job(&self, lease: &JobLease, outcome: JobOutcome) -> StoreResult<Job> {
@@ -389,6 +452,7 @@ impl JobStore for SqliteStore {
         }
         let job = job_in(&mut tx, Principal::Service, lease.job_id).await?;
         tx.commit().await?;
+        self.event_feed().publish(lease.job_id);
         Ok(job)
     }
 
@@ -442,6 +506,7 @@ impl JobStore for SqliteStore {
         .await?;
         let job = job_in(&mut tx, Principal::Service, lease.job_id).await?;
         tx.commit().await?;
+        self.event_feed().publish(lease.job_id);
         Ok(job)
     }
 
