@@ -384,3 +384,77 @@ fn a_write_past_the_size_limit_says_what_is_full_and_a_later_run_finishes() {
         "nothing left processing"
     );
 }
+
+/// A PostgreSQL that cannot be used is reported at once (not after the pool's 30 s acquire
+/// timeout), in words that name the address and what to check, with the code of its kind and
+/// no internal line numbers.
+#[test]
+fn an_unusable_postgres_is_reported_at_once_with_its_cause() {
+    let data = tempfile::tempdir().unwrap();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let error_of = |url: &str| {
+        let started = std::time::Instant::now();
+        let output = techpack(
+            data.path(),
+            &["--json", "--database-url", url, "files", "list"],
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(25),
+            "answered before the pool's acquire timeout"
+        );
+        assert!(!output.status.success());
+        let body: Value = serde_json::from_slice(&output.stdout)
+            .or_else(|_| serde_json::from_slice(&output.stderr))
+            .expect("a JSON error");
+        let error = body["error"].clone();
+        let message = error["message"].as_str().unwrap().to_owned();
+        assert!(!message.contains("at line"), "{message}");
+        (
+            error["code"].as_str().unwrap().to_owned(),
+            message,
+            output.status.code(),
+        )
+    };
+
+    let (code, message, status) = error_of(&format!(
+        "postgres://postgres@127.0.0.1:{closed_port}/techpack"
+    ));
+    assert_eq!(code, "database_unavailable");
+    assert_eq!(status, Some(1));
+    assert!(
+        message.contains(&format!("127.0.0.1:{closed_port} refused the connection")),
+        "{message}"
+    );
+    assert!(message.contains("is it running"), "{message}");
+
+    let Ok(server) = std::env::var("TECHPACK_TEST_DATABASE_URL") else {
+        panic!("TECHPACK_TEST_DATABASE_URL names no PostgreSQL: run the tests with scripts/test");
+    };
+    let base = server.rsplit_once('/').unwrap().0;
+    let missing = format!("techpack_missing_{}", Uuid::new_v4().simple());
+    let (code, message, status) = error_of(&format!("{base}/{missing}"));
+    assert_eq!(code, "config_error");
+    // The caller's to fix.
+    assert_eq!(status, Some(2));
+    assert!(
+        message.contains(&format!("the database \"{missing}\" does not exist")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("createdb {missing}")),
+        "{message}"
+    );
+
+    let stranger = base.replacen("postgres://postgres@", "postgres://techpack_nobody@", 1);
+    if stranger != base {
+        let (code, message, _) = error_of(&format!("{stranger}/postgres"));
+        assert_eq!(code, "config_error");
+        assert!(
+            message.contains("refused the login \"techpack_nobody\""),
+            "{message}"
+        );
+    }
+}

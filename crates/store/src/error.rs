@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The schema is missing or older than this build: run `techpack migrate`.
     #[error("schema error: {0}")]
     Schema(String),
+    /// The database server cannot be reached (refused, no route, no answer): the message
+    /// names the address and what to check.
+    #[error("{0}")]
+    Unreachable(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -63,6 +67,7 @@ impl StoreError {
             StoreError::Conflict(_) => "conflict",
             StoreError::Config(_) => "config_error",
             StoreError::Schema(_) => "schema_error",
+            StoreError::Unreachable(_) => "database_unavailable",
             StoreError::Database(error) => match database_error_kind(error) {
                 ErrorKind::Unavailable => "database_unavailable",
                 ErrorKind::StorageFull => "storage_full",
@@ -83,6 +88,7 @@ impl StoreError {
             StoreError::Invalid(_) => ErrorKind::InvalidInput,
             StoreError::Conflict(_) => ErrorKind::Conflict,
             StoreError::Config(_) | StoreError::Schema(_) => ErrorKind::Misconfigured,
+            StoreError::Unreachable(_) => ErrorKind::Unavailable,
             StoreError::Database(error) => database_error_kind(error),
             StoreError::Migration(error) => match error {
                 sqlx::migrate::MigrateError::Execute(error)

@@ -3,14 +3,15 @@
 //! Supabase switch to `authenticated`, so row level security — not a WHERE clause — keeps users
 //! apart.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Postgres, Row};
+use sqlx::{AssertSqlSafe, Connection, Postgres, Row};
 use techpack_model::{
     Collection, CollectionItem, CollectionItemInput, CollectionProgress, CollectionWithFiles,
     FileChanges, FileFilter, FilePage, FileStatus, MonitoringReport, NewCollection, NewTechFile,
@@ -43,6 +44,77 @@ pub(crate) const APP_ROLE: &str = "techpack_app";
 /// blob deletion during cleanup.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
+/// How long the first connection may take before the server counts as not answering.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection, made and closed, to report what stops connecting in words.
+async fn probe(options: &PgConnectOptions) -> StoreResult<()> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(connection)) => {
+            // Closing politely is a courtesy; a failure here changes nothing.
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(connect_error(options, error)),
+        Err(_) => Err(StoreError::Unreachable(format!(
+            "PostgreSQL at {} did not answer within {} s: check the host, the port and the network (a firewall that drops packets looks like this)",
+            address(options),
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Where `options` connect to, as a person would write it.
+fn address(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// A failure to connect, said with its cause and what to do about it.
+fn connect_error(options: &PgConnectOptions, error: sqlx::Error) -> StoreError {
+    let at = address(options);
+    let database = options.get_database().unwrap_or("postgres");
+    let user = options.get_username();
+    match &error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            StoreError::Unreachable(format!(
+                "PostgreSQL at {at} refused the connection: is it running, and listening on that address and port?"
+            ))
+        }
+        sqlx::Error::Io(io) => StoreError::Unreachable(format!(
+            "cannot reach PostgreSQL at {at}: {io}: check the host, the port and the network"
+        )),
+        sqlx::Error::PoolTimedOut => StoreError::Unreachable(format!(
+            "PostgreSQL at {at} did not give a connection in time: is it overloaded, or out of connections (max_connections)?"
+        )),
+        sqlx::Error::Tls(tls) => StoreError::Config(format!(
+            "the TLS handshake with PostgreSQL at {at} failed: {tls}: check sslmode in the URL and the server's certificate"
+        )),
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            match db.code().as_deref() {
+                // invalid_catalog_name
+                Some("3D000") => StoreError::Config(format!(
+                    "the database {database:?} does not exist on PostgreSQL at {at}: create it (createdb {database}) or name another in the URL"
+                )),
+                // invalid_password
+                Some("28P01") => StoreError::Config(format!(
+                    "PostgreSQL at {at} refused the password of {user:?}: check the password in the URL"
+                )),
+                // invalid_authorization_specification: no such role, or pg_hba.conf refuses it
+                Some("28000") => StoreError::Config(format!(
+                    "PostgreSQL at {at} refused the login {user:?}: {message}: check the user in the URL and the server's pg_hba.conf"
+                )),
+                // too_many_connections, cannot_connect_now (starting up or shutting down)
+                Some("53300" | "57P03") => StoreError::Unreachable(format!(
+                    "PostgreSQL at {at} cannot take a connection now: {message}"
+                )),
+                _ => StoreError::Config(format!("cannot connect to PostgreSQL at {at}: {message}")),
+            }
+        }
+        _ => StoreError::Config(format!("cannot connect to PostgreSQL at {at}: {error}")),
+    }
+}
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -58,8 +130,14 @@ pub struct PostgresStore {
 type Tx = sqlx::Transaction<'static, Postgres>;
 
 impl PostgresStore {
-    /// Connects to the database at `url`. Does not migrate.
+    /// Connects to the database at `url`. Does not migrate. One connection is made first, on
+    /// its own, so that a server that refuses, a database or role that does not exist and a
+    /// wrong password are each reported at once and in words (the pool would retry them
+    /// until its acquire timeout and then say only that it timed out).
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Config(format!("not a PostgreSQL URL: {error}")))?;
+        probe(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
@@ -77,11 +155,9 @@ impl PostgresStore {
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect_with(options.clone())
             .await
-            .map_err(|error| {
-                StoreError::Config(format!("cannot connect to PostgreSQL: {error}"))
-            })?;
+            .map_err(|error| connect_error(&options, error))?;
         Ok(Self {
             pool,
             fence: None,
