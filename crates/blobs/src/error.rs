@@ -109,8 +109,9 @@ pub enum BlobError {
         key: String,
     },
 
-    /// The storage backend failed (network, permissions, disk, misconfiguration).
-    #[error("blob storage backend error: {0}")]
+    /// The storage backend failed (network, permissions, disk, misconfiguration). Shown with
+    /// its root cause and, for the common cases, what to do.
+    #[error("blob storage backend error: {}", describe_backend(.0))]
     Backend(#[source] object_store::Error),
 }
 
@@ -242,7 +243,96 @@ impl ClassifiedError for BlobError {
 /// What a failure of the object store means: refused credentials or a bad setting is the
 /// operator's to fix; an operating-system error says what it is (a full disk); anything else
 /// from a remote store (a refused connection, a timeout, a 5xx) may pass.
+/// The common causes of a backend failure, recognised in its chain, with what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KnownCause {
+    MissingBucket,
+    PlainHttp,
+    Refused,
+    NoCredentials,
+}
+
+impl KnownCause {
+    fn advice(self) -> &'static str {
+        match self {
+            KnownCause::MissingBucket => {
+                "the bucket does not exist: create it, or fix the bucket in the storage URL (s3://BUCKET/prefix)"
+            }
+            KnownCause::PlainHttp => {
+                "the S3 endpoint is plain http://: set AWS_ALLOW_HTTP=true to allow it, or use an https:// endpoint"
+            }
+            KnownCause::Refused => {
+                "the S3 endpoint refused the connection: is it running, and is AWS_ENDPOINT_URL right?"
+            }
+            KnownCause::NoCredentials => {
+                "no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_PROFILE and ~/.aws files are not read)"
+            }
+        }
+    }
+}
+
+/// Every error of the chain, outermost first.
+fn chain(error: &object_store::Error) -> Vec<&(dyn StdError + 'static)> {
+    let mut causes: Vec<&(dyn StdError + 'static)> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(cause) = current {
+        causes.push(cause);
+        current = cause.source();
+    }
+    causes
+}
+
+fn known_cause(error: &object_store::Error) -> Option<KnownCause> {
+    for cause in chain(error) {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some(KnownCause::Refused);
+        }
+        let text = cause.to_string();
+        if text.contains("NoSuchBucket") {
+            return Some(KnownCause::MissingBucket);
+        }
+        if text.contains("URL scheme is not allowed") {
+            return Some(KnownCause::PlainHttp);
+        }
+        if text.contains("Connection refused") {
+            return Some(KnownCause::Refused);
+        }
+        if text.contains("169.254.169.254") || text.contains("instance metadata") {
+            return Some(KnownCause::NoCredentials);
+        }
+    }
+    None
+}
+
+/// The backend's message, its root cause when the message does not already say it, and the
+/// advice for a known cause: "what happened: why; what to do", each said once.
+fn describe_backend(error: &object_store::Error) -> String {
+    let mut text = error.to_string();
+    let causes = chain(error);
+    if let Some(root) = causes.iter().skip(1).last() {
+        let root = root.to_string();
+        if !root.is_empty() && !text.contains(&root) {
+            text.push_str(": ");
+            text.push_str(&root);
+        }
+    }
+    if let Some(cause) = known_cause(error) {
+        text.push_str("; ");
+        text.push_str(cause.advice());
+    }
+    text
+}
+
 fn backend_error_kind(error: &object_store::Error) -> ErrorKind {
+    match known_cause(error) {
+        Some(KnownCause::MissingBucket | KnownCause::PlainHttp | KnownCause::NoCredentials) => {
+            return ErrorKind::Misconfigured;
+        }
+        Some(KnownCause::Refused) => return ErrorKind::Unavailable,
+        None => {}
+    }
     use object_store::Error as E;
     match error {
         E::PermissionDenied { .. }
