@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{ACCESS_KEY, SECRET_KEY, start_s3};
+use common::start_s3;
+use techpack_blobs::test_support::{ACCESS_KEY, SECRET_KEY};
 use techpack_blobs::{BlobError, BlobStore, BlobStoreOptions};
 use uuid::Uuid;
 

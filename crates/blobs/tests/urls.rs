@@ -122,7 +122,7 @@ async fn s3_presigned_urls_fetch_the_blob_until_they_expire() {
     let server = start_s3(dir.path()).await;
     let store = BlobStore::from_url(
         &format!("s3://{BUCKET}/tenant-a"),
-        s3_options(server.addr, BlobStoreOptions::default()),
+        s3_options(&server, BlobStoreOptions::default()),
     )
     .unwrap();
     assert_eq!(

@@ -3,18 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use techpack_blobs::{BlobStore, BlobStoreOptions};
-use tokio::net::TcpListener;
 
-pub const ACCESS_KEY: &str = "techpack-test-access";
-pub const SECRET_KEY: &str = "techpack-test-secret-key";
-pub const BUCKET: &str = "techpack-blobs";
+pub use techpack_blobs::test_support::{BUCKET, S3Server};
 
 /// The three backends every operation is tested on.
 #[derive(Debug, Clone, Copy)]
@@ -33,52 +24,14 @@ pub struct Fixture {
     pub s3: Option<S3Server>,
 }
 
-/// An in-process S3 server; it lives as long as the test's runtime.
-pub struct S3Server {
-    pub addr: SocketAddr,
-    pub task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
+/// An in-process S3 server keeping its objects under `root`.
 pub async fn start_s3(root: &std::path::Path) -> S3Server {
-    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = builder.build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    S3Server { addr, task }
+    S3Server::start(root).await
 }
 
-/// Options pointing `s3://` at a local server.
-pub fn s3_options(addr: SocketAddr, options: BlobStoreOptions) -> BlobStoreOptions {
-    options
-        .with_s3_config("aws_endpoint", format!("http://{addr}"))
-        .with_s3_config("aws_allow_http", "true")
-        .with_s3_config("aws_access_key_id", ACCESS_KEY)
-        .with_s3_config("aws_secret_access_key", SECRET_KEY)
-        .with_s3_config("aws_region", "us-east-1")
-        .with_s3_config("aws_virtual_hosted_style_request", "false")
+/// Options pointing `s3://` at `server`.
+pub fn s3_options(server: &S3Server, options: BlobStoreOptions) -> BlobStoreOptions {
+    server.options(options)
 }
 
 pub async fn open(kind: Kind, options: BlobStoreOptions) -> Fixture {
@@ -104,7 +57,7 @@ pub async fn open(kind: Kind, options: BlobStoreOptions) -> Fixture {
         Kind::S3 | Kind::S3Atomic => {
             let server = start_s3(&dir.path().join("s3")).await;
             let url = format!("s3://{BUCKET}/some/prefix");
-            let mut options = s3_options(server.addr, options);
+            let mut options = s3_options(&server, options);
             if matches!(kind, Kind::S3Atomic) {
                 options = options.with_s3_config("aws_copy_if_not_exists", "multipart");
             }
