@@ -836,6 +836,31 @@ async fn bad_input_gets_a_json_error_with_a_code(db: Db) {
             StatusCode::BAD_REQUEST,
             "invalid_input",
         ),
+        // NUL characters, which PostgreSQL's text and jsonb cannot hold: refused by field on
+        // both backends rather than a server error on one.
+        (
+            Method::POST,
+            "/api/v1/files",
+            Some(
+                json!({"product": "tee", "file_type": "base_view", "metadata": {"note": "a\u{0}b"}}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            Method::POST,
+            "/api/v1/files",
+            Some(json!({"product": "tee", "file_type": "base_view", "view_type": "front\u{0}"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            Method::POST,
+            "/api/v1/collections",
+            Some(json!({"product": "tee", "name": "spring\u{0}"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let mut request = server.request(method.clone(), path, None);
