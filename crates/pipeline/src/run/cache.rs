@@ -1,7 +1,6 @@
 //! The cache: the keys a step's inputs hash to, and reusing a slot's completed file made
 //! from the same inputs at no charge (after checking its blobs are still there).
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn sha256_hex(parts: &[&str]) -> String {

@@ -1,7 +1,6 @@
 //! The run's tally: steps done, failed and reused, and the credits charged, which every
 //! progress event carries.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Shared {

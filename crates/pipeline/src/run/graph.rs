@@ -1,7 +1,6 @@
 //! The step graph: each view's analysis first, then its close-ups and sketch as soon as the
 //! analysis is recorded, run with bounded concurrency; progress written in the background.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The work of one step.

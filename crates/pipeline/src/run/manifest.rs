@@ -1,7 +1,6 @@
 //! The complete-pack manifest: the one file that lists every output of the pack, written
 //! last, older manifests of the same pack archived.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Shared {

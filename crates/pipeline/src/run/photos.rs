@@ -1,7 +1,6 @@
 //! Photo storage: a view's photo written through the blob protocol under its owner, and read
 //! back (checked against its recorded hash) when a job or a retry runs.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Stores a view's photo. A photo the blob store refuses (too large, not an image) is the

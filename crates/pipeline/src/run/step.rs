@@ -1,6 +1,5 @@
 //! One step: cache, row, generate, store, and how a failed or cancelled step is recorded.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn run_step(

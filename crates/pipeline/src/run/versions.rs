@@ -2,7 +2,6 @@
 //! interrupted row of the same inputs), completing it with its output and credits, and
 //! adding it to the pack's collection.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Whether `file` was made after `than`: a later version of the same file, else (another
