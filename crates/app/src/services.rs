@@ -144,10 +144,15 @@ pub async fn open_store_unmigrated(settings: &Settings) -> AppResult<Arc<dyn Tec
     })
 }
 
-/// Opens the blob store the settings name.
+/// Opens the blob store the settings name, with their size limit.
 pub fn open_blob_store(settings: &Settings) -> AppResult<BlobStore> {
+    if settings.max_blob_bytes == 0 {
+        return Err(AppError::Config(
+            "setting `max_blob_bytes` must be at least 1 byte (default 50 MiB)".into(),
+        ));
+    }
     Ok(BlobStore::from_url(
         &settings.storage_url(),
-        BlobStoreOptions::default(),
+        BlobStoreOptions::default().with_max_blob_size(settings.max_blob_bytes),
     )?)
 }

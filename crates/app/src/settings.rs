@@ -35,6 +35,9 @@ pub struct Settings {
     /// `file://DIR`, `memory://` or `s3://bucket/prefix` (`TECHPACK_STORAGE_URL`); default
     /// `DATA_DIR/blobs`.
     pub storage_url: Option<String>,
+    /// The largest blob (photo, upload, generated file) stored, in bytes
+    /// (`TECHPACK_MAX_BLOB_BYTES`); default 50 MiB.
+    pub max_blob_bytes: u64,
     /// The acting user (`TECHPACK_USER`); default the local user.
     pub user: Option<Uuid>,
     /// The generator used when a request names none: `local` or `openai`.
@@ -55,6 +58,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("techpack-data"),
             database_url: None,
             storage_url: None,
+            max_blob_bytes: techpack_blobs::DEFAULT_MAX_BLOB_SIZE,
             user: None,
             provider: "local".into(),
             openai: OpenAiSettings::default(),
@@ -369,7 +373,7 @@ fn environment_key(name: &str) -> Option<String> {
     let rest = upper.strip_prefix("TECHPACK_")?;
     let lower = rest.to_ascii_lowercase();
     let key = match lower.as_str() {
-        "data_dir" | "storage_url" | "user" | "provider" => lower.clone(),
+        "data_dir" | "storage_url" | "max_blob_bytes" | "user" | "provider" => lower.clone(),
         _ => {
             let (section, field) = lower.split_once('_')?;
             if !matches!(section, "openai" | "packs" | "jobs" | "server") {
@@ -487,6 +491,33 @@ mod tests {
             let debug = format!("{settings:?}");
             assert!(!debug.contains("hunter2"), "{debug}");
             assert!(!debug.contains("sk-from"), "{debug}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_blob_size_limit_is_a_setting_the_blob_store_obeys() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let defaults = Settings::load(None, &Overrides::default()).expect("settings");
+            assert_eq!(
+                defaults.max_blob_bytes,
+                techpack_blobs::DEFAULT_MAX_BLOB_SIZE
+            );
+            jail.set_env("TECHPACK_MAX_BLOB_BYTES", "2147483648");
+            jail.set_env("TECHPACK_STORAGE_URL", "memory://");
+            let settings = Settings::load(None, &Overrides::default()).expect("settings");
+            assert_eq!(settings.max_blob_bytes, 2 << 30);
+            let store = crate::services::open_blob_store(&settings).expect("a blob store");
+            assert_eq!(store.options().max_blob_size, 2 << 30);
+            let none = Settings {
+                max_blob_bytes: 0,
+                ..settings
+            };
+            let error = crate::services::open_blob_store(&none)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("max_blob_bytes"), "{error}");
             Ok(())
         });
     }
