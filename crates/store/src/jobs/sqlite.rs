@@ -340,7 +340,6 @@ impl JobStore for SqliteStore {
         }
         let job = job_in(&mut tx, Principal::Service, lease.job_id).await?;
         tx.commit().await?;
-        self.event_feed().publish(lease.job_id);
         Ok(job)
     }
 
