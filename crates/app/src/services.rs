@@ -7,7 +7,7 @@ use std::sync::Arc;
 use techpack_blobs::{BlobStore, BlobStoreOptions};
 use techpack_model::Principal;
 use techpack_pipeline::jobs::JobEnvironment;
-use techpack_store::{Backend, DatabaseTarget, TechFileStore, open_store};
+use techpack_store::{Backend, DatabaseTarget, TechFileStore, open_store_with};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -135,13 +135,16 @@ impl App {
 pub async fn open_store_unmigrated(settings: &Settings) -> AppResult<Arc<dyn TechFileStore>> {
     let url = settings.database_url();
     DatabaseTarget::parse(&url)?;
-    open_store(&url).await.map_err(|error| match error {
-        techpack_store::StoreError::Config(message) => AppError::Config(format!(
-            "opening the database {}: {message}",
-            redact_url(&url)
-        )),
-        other => other.into(),
-    })
+    let pool = settings.database.pool()?;
+    open_store_with(&url, &pool)
+        .await
+        .map_err(|error| match error {
+            techpack_store::StoreError::Config(message) => AppError::Config(format!(
+                "opening the database {}: {message}",
+                redact_url(&url)
+            )),
+            other => other.into(),
+        })
 }
 
 /// Opens the blob store the settings name, with their size limit.

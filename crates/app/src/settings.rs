@@ -3,12 +3,14 @@
 //! wrapped so that `Debug` never prints them.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use techpack_model::LOCAL_USER_ID;
+use techpack_store::PoolSettings;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -32,6 +34,8 @@ pub struct Settings {
     /// Secret: it may carry a password.
     #[serde(serialize_with = "serialize_secret")]
     pub database_url: Option<SecretString>,
+    /// The database connections: pool size and timeouts.
+    pub database: DatabaseSettings,
     /// `file://DIR`, `memory://` or `s3://bucket/prefix` (`TECHPACK_STORAGE_URL`); default
     /// `DATA_DIR/blobs`.
     pub storage_url: Option<String>,
@@ -57,6 +61,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("techpack-data"),
             database_url: None,
+            database: DatabaseSettings::default(),
             storage_url: None,
             max_blob_bytes: techpack_blobs::DEFAULT_MAX_BLOB_SIZE,
             user: None,
@@ -164,6 +169,80 @@ impl Default for PackSettings {
             concurrency: 4,
             legacy_dual_write: true,
         }
+    }
+}
+
+/// The database connections of one process (`TECHPACK_DATABASE_<FIELD>`, `[database]` in the
+/// settings file). Every process (server, each worker) holds its own pool: together they must
+/// stay below PostgreSQL's `max_connections`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// Connections the process holds at most (on SQLite: its readers).
+    pub max_connections: u32,
+    /// Seconds a request waits for a free connection before it fails as unavailable.
+    pub acquire_timeout_secs: f64,
+    /// Seconds one statement may run before PostgreSQL cancels it; 0 for no limit. Migrations
+    /// are not limited.
+    pub statement_timeout_secs: f64,
+    /// Seconds a session may sit idle inside a transaction before PostgreSQL ends it (and
+    /// frees the row locks of a stalled process).
+    pub idle_in_transaction_timeout_secs: f64,
+    /// Seconds an unused connection is kept open; 0 keeps it.
+    pub idle_timeout_secs: f64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        let pool = PoolSettings::default();
+        Self {
+            max_connections: pool.max_connections,
+            acquire_timeout_secs: pool.acquire_timeout.as_secs_f64(),
+            statement_timeout_secs: pool.statement_timeout.map_or(0.0, |d| d.as_secs_f64()),
+            idle_in_transaction_timeout_secs: pool.idle_in_transaction_timeout.as_secs_f64(),
+            idle_timeout_secs: pool.idle_timeout.map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The store's pool settings, refusing values it cannot use with the setting named.
+    pub fn pool(&self) -> AppResult<PoolSettings> {
+        if self.max_connections == 0 {
+            return Err(AppError::Config(
+                "setting `database.max_connections` must be at least 1 (default 16)".into(),
+            ));
+        }
+        let seconds = |name: &str, value: f64, zero_allowed: bool| -> AppResult<Option<Duration>> {
+            let least = if zero_allowed {
+                "0 (off) or more"
+            } else {
+                "more than 0"
+            };
+            if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_allowed) || value > 1e9 {
+                return Err(AppError::Config(format!(
+                    "setting `database.{name}` is {value}: it takes seconds, {least}"
+                )));
+            }
+            Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
+        };
+        let required = |name: &str, value: f64| -> AppResult<Duration> {
+            Ok(seconds(name, value, false)?.unwrap_or_default())
+        };
+        Ok(PoolSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: required("acquire_timeout_secs", self.acquire_timeout_secs)?,
+            statement_timeout: seconds(
+                "statement_timeout_secs",
+                self.statement_timeout_secs,
+                true,
+            )?,
+            idle_in_transaction_timeout: required(
+                "idle_in_transaction_timeout_secs",
+                self.idle_in_transaction_timeout_secs,
+            )?,
+            idle_timeout: seconds("idle_timeout_secs", self.idle_timeout_secs, true)?,
+        })
     }
 }
 
@@ -373,10 +452,12 @@ fn environment_key(name: &str) -> Option<String> {
     let rest = upper.strip_prefix("TECHPACK_")?;
     let lower = rest.to_ascii_lowercase();
     let key = match lower.as_str() {
-        "data_dir" | "storage_url" | "max_blob_bytes" | "user" | "provider" => lower.clone(),
+        "data_dir" | "database_url" | "storage_url" | "max_blob_bytes" | "user" | "provider" => {
+            lower.clone()
+        }
         _ => {
             let (section, field) = lower.split_once('_')?;
-            if !matches!(section, "openai" | "packs" | "jobs" | "server") {
+            if !matches!(section, "database" | "openai" | "packs" | "jobs" | "server") {
                 return None;
             }
             format!("{section}.{field}")
@@ -491,6 +572,67 @@ mod tests {
             let debug = format!("{settings:?}");
             assert!(!debug.contains("hunter2"), "{debug}");
             assert!(!debug.contains("sk-from"), "{debug}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_settings_reach_the_pool_and_bad_values_name_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                DEFAULT_CONFIG_FILE,
+                "[database]\nmax_connections = 40\nstatement_timeout_secs = 2.5\n",
+            )?;
+            jail.set_env("TECHPACK_DATABASE_URL", "postgres://db/x");
+            jail.set_env("TECHPACK_DATABASE_ACQUIRE_TIMEOUT_SECS", "4");
+            jail.set_env("TECHPACK_DATABASE_IDLE_TIMEOUT_SECS", "0");
+            let settings = Settings::load(None, &Overrides::default()).expect("settings");
+            assert_eq!(settings.database_url(), "postgres://db/x");
+            let pool = settings.database.pool().expect("pool settings");
+            assert_eq!(
+                pool,
+                PoolSettings {
+                    max_connections: 40,
+                    acquire_timeout: Duration::from_secs(4),
+                    statement_timeout: Some(Duration::from_millis(2500)),
+                    idle_in_transaction_timeout: Duration::from_secs(30),
+                    idle_timeout: None,
+                }
+            );
+            assert_eq!(
+                Settings::default().database.pool().unwrap(),
+                PoolSettings::default()
+            );
+
+            for (name, value, expected) in [
+                (
+                    "MAX_CONNECTIONS",
+                    "0",
+                    "`database.max_connections` must be at least 1",
+                ),
+                (
+                    "ACQUIRE_TIMEOUT_SECS",
+                    "0",
+                    "`database.acquire_timeout_secs` is 0",
+                ),
+                (
+                    "STATEMENT_TIMEOUT_SECS",
+                    "-1",
+                    "`database.statement_timeout_secs` is -1",
+                ),
+                (
+                    "IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+                    "0",
+                    "idle_in_transaction_timeout_secs",
+                ),
+            ] {
+                jail.set_env(format!("TECHPACK_DATABASE_{name}"), value);
+                let settings = Settings::load(None, &Overrides::default()).expect("settings");
+                let error = settings.database.pool().unwrap_err().to_string();
+                assert!(error.contains(expected), "{name}={value}: {error}");
+                jail.set_env(format!("TECHPACK_DATABASE_{name}"), "3");
+            }
             Ok(())
         });
     }

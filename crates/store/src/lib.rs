@@ -7,6 +7,7 @@
 mod error;
 mod jobs;
 mod legacy;
+mod pool;
 mod postgres;
 mod rows;
 mod schema;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 pub use error::{StoreError, StoreResult};
 pub use jobs::{JOB_EVENTS_CHANNEL, JOBS_CHANNEL, JobEventWaker, JobStore};
 pub use legacy::{LegacyAnalysis, NewLegacyAnalysis};
+pub use pool::PoolSettings;
 pub use postgres::PostgresStore;
 pub use schema::{Backend, MigrationInfo, SchemaReport};
 pub use sqlite::SqliteStore;
@@ -388,11 +390,23 @@ impl BlobReferences {
 pub type LockedBlobAction<'a> =
     Box<dyn FnOnce(BlobReferences) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> + Send + 'a>;
 
-/// Opens the store a URL names (see [`DatabaseTarget`]). Does not migrate.
+/// Opens the store a URL names (see [`DatabaseTarget`]) with the default [`PoolSettings`].
+/// Does not migrate.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn TechFileStore>> {
+    open_store_with(url, &PoolSettings::default()).await
+}
+
+/// Opens the store a URL names (see [`DatabaseTarget`]) with `pool`'s sizes and timeouts.
+/// Does not migrate.
+pub async fn open_store_with(
+    url: &str,
+    pool: &PoolSettings,
+) -> StoreResult<Arc<dyn TechFileStore>> {
     match DatabaseTarget::parse(url)? {
-        DatabaseTarget::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path).await?)),
-        DatabaseTarget::Postgres(url) => Ok(Arc::new(PostgresStore::connect(&url).await?)),
+        DatabaseTarget::Sqlite(path) => Ok(Arc::new(SqliteStore::open_with(&path, pool).await?)),
+        DatabaseTarget::Postgres(url) => {
+            Ok(Arc::new(PostgresStore::connect_with(&url, pool).await?))
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::jobs::Fence;
 use crate::jobs::events::JobEventFeed;
 use crate::jobs::postgres::JobListener;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
+use crate::pool::{CHECK_IDLE_CONNECTION_AFTER, PoolSettings, postgres_millis};
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
@@ -38,11 +39,6 @@ const D: Dialect = Dialect::Postgres;
 /// The role techpack switches to for a user's request: own rows only (row level security on the
 /// JWT `sub`), with the writes techpack makes. Created by migration 20261124000000.
 pub(crate) const APP_ROLE: &str = "techpack_app";
-
-/// How long a session may sit idle inside a transaction before the server ends it. Every
-/// transaction of techpack runs its statements back to back; the longest wait inside one is a
-/// blob deletion during cleanup.
-const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
 /// How long the first connection may take before the server counts as not answering.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,28 +126,47 @@ pub struct PostgresStore {
 type Tx = sqlx::Transaction<'static, Postgres>;
 
 impl PostgresStore {
+    /// Connects to the database at `url` with the default [`PoolSettings`]. Does not migrate.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, &PoolSettings::default()).await
+    }
+
     /// Connects to the database at `url`. Does not migrate. One connection is made first, on
     /// its own, so that a server that refuses, a database or role that does not exist and a
     /// wrong password are each reported at once and in words (the pool would retry them
     /// until its acquire timeout and then say only that it timed out).
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect_with(url: &str, settings: &PoolSettings) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|error| StoreError::Config(format!("not a PostgreSQL URL: {error}")))?;
         probe(&options).await?;
+        // A process that stalls inside a transaction (paused, swapped out, stuck on I/O) would
+        // keep its row locks, and with them every other worker away from its job and files,
+        // for as long as it stalls: the server ends such a session instead. `SET`s rather than
+        // startup options, which connection poolers may refuse.
+        let session_settings = format!(
+            "SET idle_in_transaction_session_timeout = '{}'; SET statement_timeout = '{}'",
+            postgres_millis(Some(settings.idle_in_transaction_timeout)),
+            postgres_millis(settings.statement_timeout)
+        );
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
-            // A process that stalls inside a transaction (paused, swapped out, stuck on I/O)
-            // would keep its row locks, and with them every other worker away from its job and
-            // files, for as long as it stalls: the server ends such a session instead. A `SET`
-            // rather than a startup option, which connection poolers may refuse.
-            .after_connect(|conn, _| {
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    sqlx::query(AssertSqlSafe(format!(
-                        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
-                    )))
-                    .execute(conn)
-                    .await?;
+                    if meta.idle_for >= CHECK_IDLE_CONNECTION_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .after_connect(move |conn, _| {
+                let session_settings = session_settings.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(AssertSqlSafe(session_settings))
+                        .execute(conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -328,7 +343,16 @@ impl TechFileStore for PostgresStore {
 
     async fn migrate_up(&self) -> StoreResult<Vec<i64>> {
         let before = self.migration_status().await?;
-        MIGRATOR.run(&self.pool).await?;
+        // A statement timeout is for requests; a migration of a big table may take longer.
+        // Without the limit, the connection must not serve requests again: it leaves the pool.
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .await?;
+        let migrated = MIGRATOR.run_direct(None, &mut conn, false).await;
+        // Closing politely is a courtesy; a failure here changes nothing.
+        let _ = conn.close().await;
+        migrated?;
         Ok(before
             .iter()
             .filter(|m| !m.applied)

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::jobs::Fence;
 use crate::jobs::events::JobEventFeed;
 use crate::legacy::{LegacyAnalysis, NewLegacyAnalysis};
+use crate::pool::PoolSettings;
 use crate::rows::{check_owner, check_status_update, completed_row};
 use crate::schema::{self, Backend, MigrationInfo, SchemaReport};
 use crate::sql::{self, Bind, Dialect, Query, Table};
@@ -53,8 +54,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) the database file at `path`, its folder included.
+    /// Opens (creating when missing) the database file at `path`, its folder included, with
+    /// the default [`PoolSettings`].
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, &PoolSettings::default()).await
+    }
+
+    /// Opens (creating when missing) the database file at `path`, its folder included. Of
+    /// `settings`, the readers' pool takes its size and both pools the acquire and idle
+    /// timeouts; the statement and transaction timeouts are PostgreSQL's.
+    pub async fn open_with(path: &Path, settings: &PoolSettings) -> StoreResult<Self> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -85,7 +94,13 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
-            .max_connections(if in_memory { 1 } else { 8 })
+            .max_connections(if in_memory {
+                1
+            } else {
+                settings.max_connections
+            })
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
@@ -94,6 +109,8 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(1)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(settings.idle_timeout)
                 // A commit that failed (a full disk) can leave the connection inside its
                 // transaction, and every later write on it would fail too: a connection that
                 // cannot begin a transaction is replaced by a fresh one.
