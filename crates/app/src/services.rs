@@ -154,8 +154,8 @@ pub fn open_blob_store(settings: &Settings) -> AppResult<BlobStore> {
             "setting `max_blob_bytes` must be at least 1 byte (default 50 MiB)".into(),
         ));
     }
-    Ok(BlobStore::from_url(
-        &settings.storage_url(),
-        BlobStoreOptions::default().with_max_blob_size(settings.max_blob_bytes),
-    )?)
+    let options = settings
+        .s3
+        .apply(BlobStoreOptions::default().with_max_blob_size(settings.max_blob_bytes))?;
+    Ok(BlobStore::from_url(&settings.storage_url(), options)?)
 }

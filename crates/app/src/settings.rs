@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use techpack_blobs::BlobStoreOptions;
 use techpack_model::LOCAL_USER_ID;
 use techpack_store::PoolSettings;
 use uuid::Uuid;
@@ -42,6 +43,8 @@ pub struct Settings {
     /// The largest blob (photo, upload, generated file) stored, in bytes
     /// (`TECHPACK_MAX_BLOB_BYTES`); default 50 MiB.
     pub max_blob_bytes: u64,
+    /// The S3 connection of `s3://` storage.
+    pub s3: S3Settings,
     /// The acting user (`TECHPACK_USER`); default the local user.
     pub user: Option<Uuid>,
     /// The generator used when a request names none: `local` or `openai`.
@@ -64,6 +67,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             storage_url: None,
             max_blob_bytes: techpack_blobs::DEFAULT_MAX_BLOB_SIZE,
+            s3: S3Settings::default(),
             user: None,
             provider: "local".into(),
             openai: OpenAiSettings::default(),
@@ -243,6 +247,93 @@ impl DatabaseSettings {
             )?,
             idle_timeout: seconds("idle_timeout_secs", self.idle_timeout_secs, true)?,
         })
+    }
+}
+
+/// The S3 connection of `s3://` storage (`TECHPACK_S3_<FIELD>`, `[s3]` in the settings file).
+/// Unset fields keep what the standard `AWS_*` environment says (`AWS_ACCESS_KEY_ID`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL` …), and without keys anywhere the credentials come from the
+/// platform (ECS task role, EKS web identity, EC2 instance metadata).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3Settings {
+    /// The endpoint of an S3-compatible service (MinIO, R2, Ceph …); AWS's own by default.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key. Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub secret_access_key: Option<SecretString>,
+    /// A session token of temporary credentials. Secret.
+    #[serde(serialize_with = "serialize_secret")]
+    pub session_token: Option<SecretString>,
+    /// `true` for `https://bucket.endpoint/key` addresses, `false` for `https://endpoint/bucket/key`
+    /// (what MinIO and most self-hosted services need).
+    pub virtual_hosted_style: Option<bool>,
+    /// Allow a plain `http://` endpoint.
+    pub allow_http: Option<bool>,
+    /// Retries of one S3 request after a connection error, a timeout or a 5xx answer.
+    pub max_retries: usize,
+    /// Seconds one S3 request may keep retrying.
+    pub retry_timeout_secs: f64,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        let blobs = BlobStoreOptions::default();
+        Self {
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            virtual_hosted_style: None,
+            allow_http: None,
+            max_retries: blobs.s3_max_retries,
+            retry_timeout_secs: blobs.s3_retry_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl S3Settings {
+    /// `options` with these settings applied over the `AWS_*` environment.
+    pub fn apply(&self, mut options: BlobStoreOptions) -> AppResult<BlobStoreOptions> {
+        let timeout = self.retry_timeout_secs;
+        if !timeout.is_finite() || timeout <= 0.0 || timeout > 1e9 {
+            return Err(AppError::Config(format!(
+                "setting `s3.retry_timeout_secs` is {timeout}: it takes seconds, more than 0"
+            )));
+        }
+        let text = [
+            ("aws_endpoint", self.endpoint.clone()),
+            ("aws_region", self.region.clone()),
+            ("aws_access_key_id", self.access_key_id.clone()),
+            (
+                "aws_secret_access_key",
+                self.secret_access_key
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned()),
+            ),
+            (
+                "aws_session_token",
+                self.session_token
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned()),
+            ),
+            (
+                "aws_virtual_hosted_style_request",
+                self.virtual_hosted_style.map(|b| b.to_string()),
+            ),
+            ("aws_allow_http", self.allow_http.map(|b| b.to_string())),
+        ];
+        for (key, value) in text {
+            if let Some(value) = value {
+                options = options.with_s3_config(key, value);
+            }
+        }
+        Ok(options.with_s3_retry(self.max_retries, Duration::from_secs_f64(timeout)))
     }
 }
 
@@ -457,7 +548,10 @@ fn environment_key(name: &str) -> Option<String> {
         }
         _ => {
             let (section, field) = lower.split_once('_')?;
-            if !matches!(section, "database" | "openai" | "packs" | "jobs" | "server") {
+            if !matches!(
+                section,
+                "database" | "s3" | "openai" | "packs" | "jobs" | "server"
+            ) {
                 return None;
             }
             format!("{section}.{field}")

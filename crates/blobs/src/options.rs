@@ -1,6 +1,8 @@
 //! Limits and backend settings of a [`crate::BlobStore`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
 
 use crate::sniff;
 
@@ -11,7 +13,7 @@ pub const DEFAULT_MAX_BLOB_SIZE: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// How a [`crate::BlobStore`] limits what it stores and how it talks to its backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlobStoreOptions {
     /// Largest blob accepted, in bytes; larger uploads fail with
     /// [`crate::BlobError::TooLarge`] as soon as the limit is crossed.
@@ -28,6 +30,34 @@ pub struct BlobStoreOptions {
     /// `aws_copy_if_not_exists`, …). Lets a config file or a test configure S3 without
     /// touching the process environment.
     pub s3_config: BTreeMap<String, String>,
+    /// How often one S3 request is retried after a connection error, a timeout or a 5xx
+    /// answer, with exponential backoff (100 ms doubling up to 15 s); 0 never retries.
+    pub s3_max_retries: usize,
+    /// How long one S3 request may keep retrying, from its first try.
+    pub s3_retry_timeout: Duration,
+}
+
+impl fmt::Debug for BlobStoreOptions {
+    /// Credentials among the S3 settings are shown as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s3_config: BTreeMap<&str, &str> = self
+            .s3_config
+            .iter()
+            .map(|(key, value)| {
+                let secret = key.contains("secret") || key.contains("token");
+                (key.as_str(), if secret { "***" } else { value.as_str() })
+            })
+            .collect();
+        f.debug_struct("BlobStoreOptions")
+            .field("max_blob_size", &self.max_blob_size)
+            .field("allowed_types", &self.allowed_types)
+            .field("part_size", &self.part_size)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("s3_config", &s3_config)
+            .field("s3_max_retries", &self.s3_max_retries)
+            .field("s3_retry_timeout", &self.s3_retry_timeout)
+            .finish()
+    }
 }
 
 impl Default for BlobStoreOptions {
@@ -38,6 +68,9 @@ impl Default for BlobStoreOptions {
             part_size: DEFAULT_PART_SIZE,
             upload_concurrency: 4,
             s3_config: BTreeMap::new(),
+            // object_store's own defaults: enough for an endpoint that restarts.
+            s3_max_retries: 10,
+            s3_retry_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -56,6 +89,13 @@ impl BlobStoreOptions {
         S: Into<String>,
     {
         self.allowed_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets how often, and for how long, one S3 request is retried.
+    pub fn with_s3_retry(mut self, max_retries: usize, timeout: Duration) -> Self {
+        self.s3_max_retries = max_retries;
+        self.s3_retry_timeout = timeout;
         self
     }
 

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::RetryConfig;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -237,7 +238,14 @@ impl BlobStore {
     }
 
     fn s3(bucket: String, prefix: String, options: BlobStoreOptions) -> Result<Self, BlobError> {
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+        let retry = RetryConfig {
+            max_retries: options.s3_max_retries,
+            retry_timeout: options.s3_retry_timeout,
+            ..RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_retry(retry);
         for (key, value) in &options.s3_config {
             let key: AmazonS3ConfigKey = key.parse().map_err(BlobError::Backend)?;
             builder = builder.with_config(key, value);
