@@ -331,7 +331,10 @@ async fn sigterm_gives_the_job_back_and_another_worker_finishes_it() {
 }
 
 async fn a_cancelled_job_stops_at_a_step_boundary(postgres: bool) {
-    let world = World::new(postgres, Duration::from_millis(300)).await;
+    // Each provider call takes long enough that the `jobs cancel` process (started after the
+    // first step, on a machine busy with other tests) lands before the pack's last steps end:
+    // with 300 ms the whole pack sometimes finished first.
+    let world = World::new(postgres, Duration::from_secs(2)).await;
     let store = world.store().await;
     let user = LOCAL_USER_ID;
     let args = world.generate_args(user, "cancelled", &["--detach", "--json"]);
