@@ -217,37 +217,46 @@ impl DatabaseSettings {
                 "setting `database.max_connections` must be at least 1 (default 16)".into(),
             ));
         }
-        let seconds = |name: &str, value: f64, zero_allowed: bool| -> AppResult<Option<Duration>> {
-            let least = if zero_allowed {
-                "0 (off) or more"
-            } else {
-                "more than 0"
-            };
-            if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_allowed) || value > 1e9 {
-                return Err(AppError::Config(format!(
-                    "setting `database.{name}` is {value}: it takes seconds, {least}"
-                )));
-            }
-            Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
-        };
         let required = |name: &str, value: f64| -> AppResult<Duration> {
-            Ok(seconds(name, value, false)?.unwrap_or_default())
+            Ok(seconds_setting(name, value, false)?.unwrap_or_default())
         };
         Ok(PoolSettings {
             max_connections: self.max_connections,
-            acquire_timeout: required("acquire_timeout_secs", self.acquire_timeout_secs)?,
-            statement_timeout: seconds(
-                "statement_timeout_secs",
+            acquire_timeout: required("database.acquire_timeout_secs", self.acquire_timeout_secs)?,
+            statement_timeout: seconds_setting(
+                "database.statement_timeout_secs",
                 self.statement_timeout_secs,
                 true,
             )?,
             idle_in_transaction_timeout: required(
-                "idle_in_transaction_timeout_secs",
+                "database.idle_in_transaction_timeout_secs",
                 self.idle_in_transaction_timeout_secs,
             )?,
-            idle_timeout: seconds("idle_timeout_secs", self.idle_timeout_secs, true)?,
+            idle_timeout: seconds_setting(
+                "database.idle_timeout_secs",
+                self.idle_timeout_secs,
+                true,
+            )?,
         })
     }
+}
+
+/// A setting in seconds as a duration: `None` for 0 where `zero_is_off`; refused, with the
+/// setting `key` named, when negative, not a number, 0 where it is not allowed, or absurdly
+/// large (`Duration` would overflow).
+fn seconds_setting(key: &str, value: f64, zero_is_off: bool) -> AppResult<Option<Duration>> {
+    let zero_refused = value == 0.0 && !zero_is_off;
+    if !value.is_finite() || value < 0.0 || zero_refused || value > 1e9 {
+        let least = if zero_is_off {
+            "0 (off) or more"
+        } else {
+            "more than 0"
+        };
+        return Err(AppError::Config(format!(
+            "setting `{key}` is {value}: it takes seconds, {least}"
+        )));
+    }
+    Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
 }
 
 /// The S3 connection of `s3://` storage (`TECHPACK_S3_<FIELD>`, `[s3]` in the settings file).
@@ -300,12 +309,8 @@ impl Default for S3Settings {
 impl S3Settings {
     /// `options` with these settings applied over the `AWS_*` environment.
     pub fn apply(&self, mut options: BlobStoreOptions) -> AppResult<BlobStoreOptions> {
-        let timeout = self.retry_timeout_secs;
-        if !timeout.is_finite() || timeout <= 0.0 || timeout > 1e9 {
-            return Err(AppError::Config(format!(
-                "setting `s3.retry_timeout_secs` is {timeout}: it takes seconds, more than 0"
-            )));
-        }
+        let timeout = seconds_setting("s3.retry_timeout_secs", self.retry_timeout_secs, false)?
+            .unwrap_or_default();
         let text = [
             ("aws_endpoint", self.endpoint.clone()),
             ("aws_region", self.region.clone()),
@@ -333,7 +338,7 @@ impl S3Settings {
                 options = options.with_s3_config(key, value);
             }
         }
-        Ok(options.with_s3_retry(self.max_retries, Duration::from_secs_f64(timeout)))
+        Ok(options.with_s3_retry(self.max_retries, timeout))
     }
 }
 
